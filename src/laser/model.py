@@ -1,0 +1,106 @@
+"""The starting model of every run (`results/models/{model}/base/`).
+
+`build`: the embedded default. A tiny Qwen2 is initialised from the seed and warmed up by SFT
+(TRL's SFTTrainer) on the training split's reference solutions, so that RL starts from a
+model that solves some, not all, problems.
+`pretrained`: a hub id or local directory, loaded and re-saved through the same
+`from_pretrained` / `save_pretrained` API.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from . import tiny
+from .io import InputError, atomic_path
+
+
+def check_z_c(tokenizer, z_c: str, where: str) -> int:
+    """Token id of z_c; it must be one special token that ordinary text never produces."""
+    ids = tokenizer.convert_tokens_to_ids([z_c])
+    zid = ids[0] if ids else None
+    if zid is None or zid == tokenizer.unk_token_id:
+        raise InputError(f"config key '{where}': {z_c!r} is not a token of the tokenizer")
+    encoded = tokenizer(z_c, add_special_tokens=False).input_ids
+    if encoded != [zid]:
+        raise InputError(f"config key '{where}': {z_c!r} encodes to {encoded}, not the single id {zid}")
+    if z_c not in tokenizer.all_special_tokens and z_c not in getattr(tokenizer, "added_tokens_encoder", {}):
+        raise InputError(f"config key '{where}': {z_c!r} is an ordinary token; choose an unused special token")
+    return zid
+
+
+def _sft_rows(train: list[dict]) -> list[dict]:
+    rows = []
+    for rec in train:
+        if not rec.get("solution"):
+            raise InputError(f"train record {rec['id']}: SFT warm-up needs a reference 'solution'")
+        rows.append({"prompt": rec["messages"],
+                     "completion": [{"role": "assistant", "content": rec["solution"]}]})
+    return rows
+
+
+def sft_warmup(model, tokenizer, train: list[dict], sft: dict, *, seed: int, workdir: str):
+    """Supervised warm-up with TRL's SFTTrainer (completion-only loss)."""
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    if sft["max_steps"] == 0:
+        return model
+    args = SFTConfig(
+        output_dir=workdir,
+        max_steps=sft["max_steps"],
+        per_device_train_batch_size=sft["batch_size"],
+        learning_rate=sft["learning_rate"],
+        warmup_steps=sft["warmup_steps"],
+        weight_decay=sft["weight_decay"],
+        lr_scheduler_type="cosine",
+        completion_only_loss=True,
+        max_length=model.config.max_position_embeddings,
+        logging_steps=max(1, sft["max_steps"] // 20),
+        save_strategy="no",
+        report_to=[],
+        seed=seed,
+        data_seed=seed,
+        use_cpu=not _cuda(),
+        bf16=False,
+        gradient_checkpointing=False,
+        dataloader_num_workers=0,
+        disable_tqdm=False,
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(_sft_rows(train)),
+                         processing_class=tokenizer)
+    trainer.train()
+    return trainer.model
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def make_base(spec: dict, train: list[dict], out: str | Path, *, seed: int, name: str) -> None:
+    """Write the starting checkpoint (model + tokenizer) for one configured model, atomically."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    os.environ.setdefault("WANDB_MODE", "offline")
+    if spec["source"] == "build":
+        tokenizer = tiny.build_tokenizer()
+        check_z_c(tokenizer, spec["z_c"], f"models.{name}.z_c")
+        model = tiny.build_model(tokenizer, seed=seed, **spec["architecture"])
+        with atomic_path(out, is_dir=True) as tmp:
+            model = sft_warmup(model, tokenizer, train, spec["sft"], seed=seed, workdir=str(tmp / "_sft"))
+            import shutil
+            shutil.rmtree(tmp / "_sft", ignore_errors=True)
+            tiny.save_pretrained(model, tokenizer, tmp)
+        return
+    # pretrained: a hub id or a local directory, through the same API
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(spec["path"])
+        model = AutoModelForCausalLM.from_pretrained(spec["path"], dtype="auto")
+    except OSError as e:
+        raise InputError(f"config key 'models.{name}.path': cannot load {spec['path']!r}: {e}") from e
+    check_z_c(tokenizer, spec["z_c"], f"models.{name}.z_c")
+    with atomic_path(out, is_dir=True) as tmp:
+        tiny.save_pretrained(model, tokenizer, tmp)

@@ -1,0 +1,11 @@
+# Data preparation: the training split and every benchmark, normalised to one schema.
+
+
+rule prepare_data:
+    output:
+        train="results/data/train.jsonl",
+        benchmarks=expand("results/data/benchmarks/{benchmark}.jsonl", benchmark=BENCHMARKS),
+    log:
+        "logs/prepare_data.log",
+    script:
+        "../scripts/prepare_data.py"

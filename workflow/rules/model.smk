@@ -1,0 +1,14 @@
+# The starting checkpoint of every run: built and SFT-warmed (embedded default) or
+# loaded from the hub / a local directory (paper configs).
+
+
+rule base_model:
+    input:
+        train="results/data/train.jsonl",
+    output:
+        directory("results/models/{model}/base"),
+    log:
+        "logs/base_model/{model}.log",
+    threads: workflow.cores
+    script:
+        "../scripts/base_model.py"
