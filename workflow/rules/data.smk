@@ -7,5 +7,7 @@ rule prepare_data:
         benchmarks=expand("results/data/benchmarks/{benchmark}.jsonl", benchmark=BENCHMARKS),
     log:
         "logs/prepare_data.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../scripts/prepare_data.py"

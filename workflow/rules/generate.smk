@@ -13,5 +13,7 @@ rule generate:
     log:
         "logs/generate/{model}/{method}.log",
     threads: workflow.cores
+    conda:
+        "../envs/vllm.yaml"
     script:
         "../scripts/generate.py"

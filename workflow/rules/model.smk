@@ -10,5 +10,7 @@ rule base_model:
     log:
         "logs/base_model/{model}.log",
     threads: workflow.cores
+    conda:
+        "../envs/train.yaml"
     script:
         "../scripts/base_model.py"

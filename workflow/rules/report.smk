@@ -17,5 +17,7 @@ rule accuracy_table:
         ),
     log:
         "logs/accuracy_table.log",
+    conda:
+        "../envs/analysis.yaml"
     script:
         "../scripts/accuracy_table.py"

@@ -6,8 +6,30 @@ import sys
 from pathlib import Path
 
 
+class _Tee:
+    """Write to the terminal (progress bars stay visible) and to the rule's log file."""
+
+    def __init__(self, stream, log):
+        self.stream, self.log = stream, log
+
+    def write(self, data):
+        self.log.write(data)
+        return self.stream.write(data)
+
+    def flush(self):
+        self.log.flush()
+        self.stream.flush()
+
+    def __getattr__(self, name):
+        return getattr(self.stream, name)
+
+
 def setup(snakemake):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+    if snakemake.log:
+        Path(snakemake.log[0]).parent.mkdir(parents=True, exist_ok=True)
+        log = open(snakemake.log[0], "w", buffering=1)
+        sys.stdout, sys.stderr = _Tee(sys.stdout, log), _Tee(sys.stderr, log)
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:

@@ -1,10 +1,11 @@
-import sys
-from pathlib import Path
+# vLLM starts worker processes that re-import this file: everything stays under the guard.
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
 
-sys.path.insert(0, str(Path(snakemake.scriptdir)))
-from _bootstrap import setup
+    sys.path.insert(0, str(Path(snakemake.scriptdir)))
+    from _bootstrap import setup
 
-if __name__ == "__main__":  # vLLM starts worker processes
     config = setup(snakemake)
     from laser.generation import generate, metadata
     from laser.io import read_jsonl, write_json, write_jsonl
@@ -15,10 +16,7 @@ if __name__ == "__main__":  # vLLM starts worker processes
     outs = generate(snakemake.input.model, jobs, config["generation"])
     for name, path in zip(names, snakemake.output.generations):
         write_jsonl(path, outs[name])
-    from transformers import AutoTokenizer
-
-    template = AutoTokenizer.from_pretrained(snakemake.input.model).chat_template
     write_json(snakemake.output.metadata, {
-        **metadata(snakemake.input.model, config["generation"], None, template),
+        **metadata(snakemake.input.model, config["generation"]),
         "n_samples": {name: n for name, (_, n) in jobs.items()},
         "instruction_suffix": config["prompt"]["instruction_suffix"]})

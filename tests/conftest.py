@@ -1,0 +1,30 @@
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+# Real benchmark files live beside the project (never copied into it).
+SHARED_BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
+
+
+@pytest.fixture(scope="session")
+def benchmarks_dir() -> Path:
+    if not SHARED_BENCHMARKS.is_dir():
+        pytest.fail(f"real benchmark files expected at {SHARED_BENCHMARKS}")
+    return SHARED_BENCHMARKS
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A freshly initialised (untrained) tiny model + tokenizer saved with save_pretrained."""
+    from laser import tiny
+
+    path = tmp_path_factory.mktemp("tiny") / "model"
+    tok = tiny.build_tokenizer()
+    model = tiny.build_model(tok, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128,
+                             max_position_embeddings=256, seed=0)
+    tiny.save_pretrained(model, tok, path)
+    return path

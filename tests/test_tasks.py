@@ -1,0 +1,48 @@
+import pytest
+
+from laser import tasks
+from laser.grading import grade
+
+
+def test_solutions_are_correct_and_boxed_once():
+    for rec in tasks.generate(list(tasks.TIERS), 600, seed=3):
+        pred, ok = grade(rec["solution"], rec["answer"], format_gate=True)
+        assert ok, rec
+        assert rec["solution"].count("\\boxed{") == 1
+
+
+def test_deterministic_and_seed_dependent():
+    a = tasks.generate(["easy", "hard"], 50, seed=1)
+    assert a == tasks.generate(["easy", "hard"], 50, seed=1)
+    assert a != tasks.generate(["easy", "hard"], 50, seed=2)
+
+
+def test_distinct_and_excluding():
+    first = tasks.generate(["medium"], 200, seed=0)
+    texts = {r["problem"] for r in first}
+    assert len(texts) == 200
+    second = tasks.generate(["medium"], 200, seed=0, exclude=texts)
+    assert not texts & {r["problem"] for r in second}
+
+
+def test_tiers_differ_in_difficulty():
+    # harder tiers have longer solutions (more column steps)
+    mean_len = {t: sum(len(r["solution"]) for r in tasks.generate([t], 200, seed=0)) / 200
+                for t in tasks.TIERS}
+    assert mean_len["easy"] < mean_len["medium"] < mean_len["hard"]
+
+
+def test_column_arithmetic_examples():
+    assert tasks._columns(47, 38, "+") == ("7+8+0=15, 4+3+1=8", 85)
+    assert tasks._columns(54, 38, "-") == ("14-8-0=6, 5-3-1=1", 16)
+    assert tasks._columns(95, 17, "+")[1] == 112
+
+
+def test_unknown_tier():
+    with pytest.raises(ValueError, match="unknown difficulty tier"):
+        tasks.generate(["impossible"], 1, seed=0)
+
+
+def test_exhausted_space_is_an_error():
+    with pytest.raises(ValueError, match="exhausted"):
+        tasks.generate(["easy"], 10**6, seed=0)

@@ -1,0 +1,88 @@
+import pytest
+
+from laser import tiny
+from laser.io import InputError
+from laser.model import check_z_c
+
+
+def test_tokenizer_round_trip_after_reload(tiny_checkpoint):
+    """Byte-level BPE without merges: whitespace survives save/reload (transformers 5)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    for text in [" a  b\n\tc ", "What is 12 + 3?  \\boxed{15}", "é ü 中", "  leading"]:
+        ids = tok(text, add_special_tokens=False).input_ids
+        assert tok.decode(ids) == text
+        assert len(ids) == len(text.encode())  # one token per byte: no merges
+
+
+def test_special_tokens_and_template(tiny_checkpoint):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    assert tok.eos_token == tiny.EOS and tok.pad_token == tiny.EOS
+    zc = tok.convert_tokens_to_ids(tiny.ZC)
+    assert check_z_c(tok, tiny.ZC, "models.tiny.z_c") == zc
+    # ordinary text (even text spelling the token's bytes differently) never yields z_c
+    assert zc not in tok("reserved_special_token_0 <|reserved <|user|>", add_special_tokens=False).input_ids
+    msgs = [{"role": "user", "content": "Q?"}]
+    assert tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) == "<|user|>Q?<|assistant|>"
+    full = tok.apply_chat_template(msgs + [{"role": "assistant", "content": "A"}], tokenize=False)
+    assert full == "<|user|>Q?<|assistant|>A<|endoftext|>"
+
+
+def test_z_c_checks():
+    tok = tiny.build_tokenizer()
+    with pytest.raises(InputError, match="models.x.z_c.*not a token"):
+        check_z_c(tok, "<|no_such_token|>", "models.x.z_c")
+    with pytest.raises(InputError, match="ordinary token"):
+        check_z_c(tok, "a", "models.x.z_c")
+
+
+def test_model_untied_and_deterministic(tiny_checkpoint):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_checkpoint)
+    assert model.config.model_type == "qwen2" and not model.config.tie_word_embeddings
+    assert model.get_input_embeddings().weight.data_ptr() != model.get_output_embeddings().weight.data_ptr()
+    tok = tiny.build_tokenizer()
+    again = tiny.build_model(tok, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128,
+                             max_position_embeddings=256, seed=0)
+    for (n, a), (_, b) in zip(model.state_dict().items(), again.state_dict().items()):
+        assert torch.equal(a, b), n
+    other = tiny.build_model(tok, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128,
+                             max_position_embeddings=256, seed=1)
+    assert not torch.equal(other.lm_head.weight, again.lm_head.weight)
+
+
+def test_sft_warmup_learns_and_is_deterministic(tmp_path):
+    """A few SFT steps through TRL lower the loss on the task, identically for one seed."""
+    import torch
+
+    from laser import data, model as M
+
+    train = data.prepare({"source": "synthetic", "tiers": ["easy"], "n_problems": 64},
+                         name="train", seed=0, instruction_suffix="")
+    sft = {"max_steps": 12, "learning_rate": 3e-3, "batch_size": 8, "warmup_steps": 0, "weight_decay": 0.0}
+    tok = tiny.build_tokenizer()
+
+    def run(tag):
+        m = tiny.build_model(tok, hidden_size=64, num_layers=1, num_heads=2, intermediate_size=64,
+                             max_position_embeddings=256, seed=0)
+        return M.sft_warmup(m, tok, train, sft, seed=0, workdir=str(tmp_path / tag))
+
+    def loss(m):
+        rec = train[0]
+        text = tok.apply_chat_template(rec["messages"] + [{"role": "assistant", "content": rec["solution"]}],
+                                       tokenize=False)
+        ids = torch.tensor([tok(text, add_special_tokens=False).input_ids])
+        with torch.no_grad():
+            return m(input_ids=ids, labels=ids).loss.item()
+
+    fresh = tiny.build_model(tok, hidden_size=64, num_layers=1, num_heads=2, intermediate_size=64,
+                             max_position_embeddings=256, seed=0)
+    a, b = run("a"), run("b")
+    assert loss(a) < loss(fresh) - 0.5
+    for (n, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert torch.equal(x, y), n

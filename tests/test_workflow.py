@@ -1,0 +1,59 @@
+"""The Snakemake workflow itself: dry runs plan the DAG; bad config fails before any job."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def _snakemake(*args, cwd=ROOT):
+    return subprocess.run([SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(cwd), *args],
+                          capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+def test_dry_run_plans_the_pipeline(tmp_path):
+    res = _snakemake("-n", "--configfile", str(ROOT / "config" / "config.yaml"), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = res.stdout + res.stderr
+    for rule in ("prepare_data", "base_model", "generate", "accuracy_table"):
+        assert rule in out
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda c: c["generation"].update(temperatur=1.0), "config key 'generation': unknown key(s) 'temperatur'"),
+    (lambda c: c["benchmarks"]["arith_easy"].update(n_samples=0),
+     "config key 'benchmarks.arith_easy.n_samples': 0 is less than the minimum of 1"),
+    (lambda c: c.update(benchmarks={"m": {"source": "jsonl", "path": "/nope.jsonl", "n_samples": 1}}),
+     "config key 'benchmarks.m.path': file not found: /nope.jsonl"),
+])
+def test_bad_config_fails_before_any_job(tmp_path, mutate, message):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    mutate(config)
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "keep.txt").write_text("earlier result")
+    res = _snakemake("--cores", "1", "--configfile", str(cfg), cwd=tmp_path)
+    assert res.returncode != 0
+    assert message in res.stdout + res.stderr
+    assert "Traceback" not in res.stderr
+    assert (tmp_path / "results" / "keep.txt").read_text() == "earlier result"
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["keep.txt"]
+
+
+def test_jsonl_benchmark_config_plans(tmp_path, benchmarks_dir):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["benchmarks"] = {"aime24": {"source": "jsonl", "path": str(benchmarks_dir / "aime24" / "test.jsonl"),
+                                       "n_samples": 2}}
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    res = _snakemake("-n", "--configfile", str(cfg), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "results/generations/tiny/base/aime24.jsonl" in res.stdout + res.stderr
