@@ -66,7 +66,13 @@ def test_hub_missing_column_names_it(tmp_path):
         data.prepare(spec, name="x", seed=0, instruction_suffix="")
 
 
-def test_hub_unreachable_names_dataset():
+def test_hub_unreachable_names_dataset(monkeypatch):
+    import datasets
+    import huggingface_hub
+
+    # this machine has no hub access either way; offline mode fails fast instead of retrying
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     spec = _spec(source="hub", name="definitely-not/a-dataset-xyz", split="train")
     with pytest.raises(InputError, match="cannot load dataset 'definitely-not/a-dataset-xyz'"):
         data.prepare(spec, name="train", seed=0, instruction_suffix="")

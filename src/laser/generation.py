@@ -8,6 +8,7 @@ the same records: the input fields plus the official LaSeR fields ``responses``,
 
 from __future__ import annotations
 
+import gc
 import platform
 from dataclasses import dataclass
 
@@ -45,17 +46,27 @@ def _vllm(model_dir: str, prompt_ids: list[list[int]], ns: list[int], cfg: dict,
     llm = LLM(**kwargs)
     params = [SamplingParams(n=n, temperature=cfg["temperature"], top_p=cfg["top_p"],
                              max_tokens=cfg["max_tokens"], seed=cfg["seed"] + i,
-                             stop_token_ids=[eos_id], skip_special_tokens=True)
+                             stop_token_ids=[eos_id], detokenize=False)
               for i, n in enumerate(ns)]
     outs = llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompt_ids], params, use_tqdm=True)
+    del llm  # shut the engine down now, not at interpreter exit
+    gc.collect()
+    tok = _tokenizer(model_dir)
     result = []
     for out in outs:
         samples = []
         for o in sorted(out.outputs, key=lambda o: o.index):
             ids = [t for t in o.token_ids if t != eos_id]
-            samples.append(Sample(ids, o.text, o.finish_reason == "stop"))
+            # decoded here, like the transformers backend, so both give identical text for ids
+            samples.append(Sample(ids, tok.decode(ids, skip_special_tokens=True), o.finish_reason == "stop"))
         result.append(samples)
     return result
+
+
+def _tokenizer(model_dir: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir)
 
 
 def _transformers(model_dir: str, prompt_ids: list[list[int]], ns: list[int], cfg: dict,
