@@ -1,0 +1,57 @@
+"""c_ref calibration (PAPER.md section 1): c_ref = E[log pi_ref(z_c | x, y, EOS)] over solutions
+sampled from the reference model on training problems, recorded with its std."""
+
+from __future__ import annotations
+
+import math
+import random
+
+from .io import InputError, read_json
+
+
+def calibrate(model_dir: str, train: list[dict], *, n: int, z_c: str, gen_cfg: dict, seed: int,
+              max_tokens: int) -> dict:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .generation import generate, render_prompts
+    from .model import check_z_c
+    from .scoring import zc_logprobs_transformers
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    zc_id = check_z_c(tok, z_c, "z_c")
+    problems = random.Random(seed).sample(train, min(n, len(train)))
+    out = generate(model_dir, {"calibration": (problems, 1)}, {**gen_cfg, "max_tokens": max_tokens})["calibration"]
+    finished = [(r, r["response_token_ids"][0]) for r in out if r["finished"][0]]
+    if not finished:
+        raise RuntimeError(f"calibration: none of {len(out)} sampled solutions finished within {max_tokens} tokens")
+    _, prompt_ids = render_prompts(tok, [r for r, _ in finished])
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    logps = zc_logprobs_transformers(model, prompt_ids, [ids for _, ids in finished], zc_id=zc_id,
+                                     eos_id=tok.eos_token_id, pad_id=tok.pad_token_id, progress=True)
+    mean = sum(logps) / len(logps)
+    std = math.sqrt(sum((x - mean) ** 2 for x in logps) / max(len(logps) - 1, 1))
+    return {"model": str(model_dir), "token": z_c, "token_id": zc_id, "n": len(logps),
+            "n_sampled": len(out), "c_ref_mean": mean, "c_ref_std": std,
+            "min": min(logps), "max": max(logps)}
+
+
+def resolve_c_ref(c_ref_spec: dict, calibration_path: str | None, *, model_dir: str, zc_id: int,
+                  where: str) -> float | None:
+    """The constant c_ref for training; None in reference-forward mode.
+
+    A calibration file must come from this model and this token, else it is an error."""
+    if c_ref_spec["source"] == "constant":
+        return float(c_ref_spec["value"])
+    if c_ref_spec["source"] == "reference":
+        return None
+    cal = read_json(calibration_path)
+    for key in ("model", "token_id", "c_ref_mean"):
+        if key not in cal:
+            raise InputError(f"{calibration_path}: missing key {key!r}")
+    if cal["token_id"] != zc_id:
+        raise InputError(f"{calibration_path}: calibrated for token id {cal['token_id']}, but {where} uses "
+                         f"z_c id {zc_id}; rerun the calibrate rule")
+    if str(cal["model"]).rstrip("/") != str(model_dir).rstrip("/"):
+        raise InputError(f"{calibration_path}: calibrated on model {cal['model']!r}, not {model_dir!r}")
+    return float(cal["c_ref_mean"])

@@ -1,0 +1,143 @@
+"""Run one training method (GRPO baseline, LaSeR or an ablation) from a model's base checkpoint.
+
+Checkpoints go to `results/train/{model}/{method}/checkpoints/` and a killed run resumes from the
+last one; the final model is saved atomically to `results/models/{model}/{method}/`; one row per
+optimizer step is written to `results/train/{model}/{method}/metrics.csv` (and to wandb,
+offline unless the user opts in).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+from transformers import TrainerCallback
+
+from .grading import grade
+from .io import InputError, atomic_path, write_text
+
+# TRL's log keys -> the contract's column names
+RENAME = {"reward": "reward_mean", "completions/mean_length": "completion_length", "loss": "loss"}
+
+
+def method_settings(config: dict, method: str) -> dict:
+    """The LaSeR settings of one method: the `laser` section overridden by the method's keys."""
+    spec = config["methods"][method]
+    return {**config["laser"], **spec}
+
+
+def check_training_config(config: dict, method: str) -> None:
+    """Clear errors before training starts (named config keys)."""
+    t = config["training"]
+    settings = method_settings(config, method)
+    if t["prompts_per_step"] * t["num_generations"] % t["gradient_accumulation_steps"]:
+        raise InputError(f"config key 'training.gradient_accumulation_steps': {t['gradient_accumulation_steps']} "
+                         f"does not divide the step's {t['prompts_per_step'] * t['num_generations']} completions")
+    if settings["laser"]:
+        w = settings["warmup_reasoning_steps"] + settings["warmup_sr_steps"]
+        if w >= t["max_steps"]:
+            raise InputError(f"config key 'methods.{method}': warm-ups w_r + w_sr = {w} are not shorter than "
+                             f"training.max_steps = {t['max_steps']}")
+
+
+def accuracy_reward_fn(format_gate: bool):
+    def accuracy(completions, answer, **_):
+        texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
+        return [float(grade(t, a, format_gate=format_gate)[1]) for t, a in zip(texts, answer)]
+
+    return accuracy
+
+
+class MetricsCSV(TrainerCallback):
+    """Rewrites metrics.csv from the trainer's log history at every log (survives resumes)."""
+
+    def __init__(self, path: str | Path, laser: bool):
+        self.path, self.laser = Path(path), laser
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if state.is_world_process_zero:
+            write_metrics(state.log_history, self.path, self.laser)
+
+
+def write_metrics(history: list[dict], path: Path, laser: bool) -> None:
+    rows = [{"step": h["step"], **{RENAME.get(k, k).replace("/", "_"): v for k, v in h.items() if k != "step"}}
+            for h in history if "reward" in h]
+    df = pd.DataFrame(rows).drop_duplicates("step", keep="last")
+    if not laser:
+        df["sr_mse"] = float("nan")  # contract: empty for GRPO
+    front = ["step", "reward_mean", "sr_mse", "sv_f1", "sv_acc", "sv_true_acc", "sv_false_acc",
+             "rs_mean_correct", "rs_mean_incorrect", "completion_length", "stage"]
+    cols = [c for c in front if c in df] + sorted(c for c in df if c not in front)
+    write_text(path, df[cols].to_csv(index=False))
+
+
+def train(config: dict, *, model: str, method: str, base_dir: str, out_dir: str, run_dir: str,
+          train_records: list[dict], calibration: str | None, stop_after: int | None = None) -> None:
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from .calibrate import resolve_c_ref
+    from .model import check_z_c
+    from .trainer import LaserConfig, LaserTrainer
+
+    check_training_config(config, method)
+    t, s = config["training"], method_settings(config, method)
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    zc_id = check_z_c(tok, config["models"][model]["z_c"], f"models.{model}.z_c")
+    c_ref = resolve_c_ref(s["c_ref"], calibration, model_dir=base_dir, zc_id=zc_id, where=f"models.{model}")
+    run_dir = Path(run_dir)
+    os.environ.setdefault("WANDB_MODE", "offline")
+    os.environ.setdefault("WANDB_DIR", str(run_dir))
+    os.environ.setdefault("WANDB_PROJECT", "laser")
+    cuda = torch.cuda.is_available()
+    completions = t["prompts_per_step"] * t["num_generations"]
+    args = LaserConfig(
+        output_dir=str(run_dir / "checkpoints"),
+        run_name=f"{model}-{method}",
+        seed=config["seed"], data_seed=config["seed"],
+        max_steps=t["max_steps"], learning_rate=t["learning_rate"], lr_scheduler_type="constant",
+        weight_decay=t["weight_decay"], max_grad_norm=t["max_grad_norm"],
+        per_device_train_batch_size=completions // t["gradient_accumulation_steps"],
+        gradient_accumulation_steps=t["gradient_accumulation_steps"],
+        num_generations=t["num_generations"], max_completion_length=t["max_completion_length"],
+        temperature=t["temperature"], top_p=t["top_p"], beta=t["kl_coef"], epsilon=t["clip"],
+        loss_type=t["loss_type"], scale_rewards="group", mask_truncated_completions=False,
+        use_vllm=t["use_vllm"], vllm_mode=t["vllm_mode"],
+        logging_steps=1, save_strategy="steps", save_steps=t["save_steps"], save_only_model=False,
+        report_to=["wandb"], use_cpu=not cuda, bf16=cuda, gradient_checkpointing=False,
+        dataloader_num_workers=0, disable_tqdm=False,
+        laser=s["laser"], zc_token_id=zc_id, beta_v=s["beta_v"], sr_coef=s["alpha"],
+        c_ref=c_ref, c_ref_mode="reference" if s["c_ref"]["source"] == "reference" else "constant",
+        class_balanced=s["class_balanced"], sr_loss_type=s["loss"], swa=s["swa"],
+        swa_tau=s["tau"], swa_std_threshold=s["swa_std_threshold"],
+        warmup_reasoning_steps=s["warmup_reasoning_steps"], warmup_sr_steps=s["warmup_sr_steps"],
+    )
+    dtype = torch.bfloat16 if cuda else torch.float32
+    policy = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype)
+    ref = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype) if args.c_ref_mode == "reference" else None
+    dataset = Dataset.from_list([{"prompt": r["messages"], "answer": r["answer"]} for r in train_records])
+    trainer = LaserTrainer(model=policy, args=args, train_dataset=dataset, processing_class=tok,
+                           reward_funcs=[accuracy_reward_fn(config["grading"]["format_gate"])],
+                           args_laser_ref_model=ref,
+                           callbacks=[MetricsCSV(run_dir / "metrics.csv", s["laser"])])
+    if stop_after is not None:  # tests: simulate a job killed after this many steps
+        trainer.add_callback(_StopAfter(stop_after))
+    last = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
+    trainer.train(resume_from_checkpoint=last)
+    if stop_after is not None:
+        return
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        trainer.save_model(str(tmp))
+        tok.save_pretrained(str(tmp))
+
+
+class _StopAfter(TrainerCallback):
+    def __init__(self, steps: int):
+        self.steps = steps
+
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step >= self.steps:
+            raise KeyboardInterrupt(f"simulated kill after step {state.global_step}")
