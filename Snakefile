@@ -31,12 +31,15 @@ except ValueError as e:
 
 MODELS = list(config["models"])
 BENCHMARKS = list(config["benchmarks"])
-METHODS = ["base"]
+METHODS_TRAINED = list(config["methods"])
+METHODS = ["base", *METHODS_TRAINED]
 
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/model.smk"
+include: "workflow/rules/calibrate.smk"
+include: "workflow/rules/train.smk"
 include: "workflow/rules/generate.smk"
 include: "workflow/rules/report.smk"
 
@@ -44,4 +47,6 @@ include: "workflow/rules/report.smk"
 rule all:
     input:
         "results/tables/accuracy.csv",
+        expand("results/train/{model}/{method}/metrics.csv", model=MODELS, method=METHODS_TRAINED),
+        expand("results/calibration/{model}.json", model=MODELS),
     default_target: True

@@ -72,12 +72,12 @@ def write_metrics(history: list[dict], path: Path, laser: bool) -> None:
     write_text(path, df[cols].to_csv(index=False))
 
 
-def train(config: dict, *, model: str, method: str, base_dir: str, out_dir: str, run_dir: str,
-          train_records: list[dict], calibration: str | None, stop_after: int | None = None) -> None:
+def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_dir: str,
+                  train_records: list[dict], calibration: str | None):
+    """The configured LaserTrainer (GRPO when the method has laser: false), not yet trained."""
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.trainer_utils import get_last_checkpoint
 
     from .calibrate import resolve_c_ref
     from .model import check_z_c
@@ -123,15 +123,24 @@ def train(config: dict, *, model: str, method: str, base_dir: str, out_dir: str,
                            reward_funcs=[accuracy_reward_fn(config["grading"]["format_gate"])],
                            args_laser_ref_model=ref,
                            callbacks=[MetricsCSV(run_dir / "metrics.csv", s["laser"])])
+    return trainer
+
+
+def train(config: dict, *, model: str, method: str, base_dir: str, out_dir: str, run_dir: str,
+          train_records: list[dict], calibration: str | None, stop_after: int | None = None) -> None:
+    """Train one method, resuming from the run's last checkpoint if there is one."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    trainer = build_trainer(config, model=model, method=method, base_dir=base_dir, run_dir=run_dir,
+                            train_records=train_records, calibration=calibration)
     if stop_after is not None:  # tests: simulate a job killed after this many steps
         trainer.add_callback(_StopAfter(stop_after))
-    last = get_last_checkpoint(args.output_dir) if Path(args.output_dir).is_dir() else None
+    out = trainer.args.output_dir
+    last = get_last_checkpoint(out) if Path(out).is_dir() else None
     trainer.train(resume_from_checkpoint=last)
-    if stop_after is not None:
-        return
     with atomic_path(out_dir, is_dir=True) as tmp:
         trainer.save_model(str(tmp))
-        tok.save_pretrained(str(tmp))
+        trainer.processing_class.save_pretrained(str(tmp))
 
 
 class _StopAfter(TrainerCallback):

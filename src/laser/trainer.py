@@ -188,11 +188,12 @@ class LaserTrainer(GRPOTrainer):
             loss = super()._compute_loss(model, inputs)
         finally:
             self._zc_active = False
+        mode = "train" if self.model.training else "eval"
+        self._metrics[mode]["policy_loss"].append(self.accelerator.gather(loss.detach()).mean().item())
         if not use_sr:
             return loss
         logp_zc, _ = self._zc_stash[-1]
         r_s = sr.self_reward(logp_zc, a.beta_v, inputs["sr_ref"])
-        mode = "train" if self.model.training else "eval"
         # Same scaling as TRL's token-level losses: the sum over this micro-batch divided by the
         # whole step's count, times processes (DDP averages) and over accumulation.
         normalizer = inputs["sr_norm"].item() / self.accelerator.num_processes

@@ -1,6 +1,7 @@
 # Shared helpers for the rules.
 
 
-def script_env():
-    """Environment for jobs: wandb stays offline unless the user opted in."""
-    return {"WANDB_MODE": os.environ.get("WANDB_MODE", "offline")}
+def calibration_input(wc):
+    """The calibration file a training run reads, if its c_ref is calibrated."""
+    source = {**config["laser"], **config["methods"][wc.method]}["c_ref"]["source"]
+    return f"results/calibration/{wc.model}.json" if source == "calibrated" else []

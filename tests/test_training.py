@@ -1,0 +1,188 @@
+"""The LaSeR trainer on TRL: z_c read from the same forward as TRL's log-probs, alignment with
+TRL's per-token tensors, short GRPO/LaSeR runs, resume, and bad input."""
+
+import copy
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from conftest import ROOT
+from laser import data, tiny
+from laser.config import load
+from laser.io import InputError
+
+
+@pytest.fixture(scope="module")
+def small_config():
+    config = load(ROOT / "config" / "config.yaml")
+    config["training"].update(max_steps=3, prompts_per_step=4, num_generations=4, max_completion_length=16,
+                              learning_rate=1e-3, save_steps=1)
+    config["laser"].update(warmup_reasoning_steps=1, warmup_sr_steps=1, c_ref={"source": "constant", "value": -5.0})
+    return config
+
+
+@pytest.fixture(scope="module")
+def train_records():
+    return data.prepare({"source": "synthetic", "tiers": ["easy"], "n_problems": 32}, name="train", seed=0,
+                        instruction_suffix="")
+
+
+def _trainer(tiny_checkpoint, config, train_records, tmp_path, method="laser"):
+    """A LaserTrainer built exactly as laser.train builds it (no training)."""
+    from laser.train import build_trainer
+
+    return build_trainer(config, model="tiny", method=method, base_dir=str(tiny_checkpoint),
+                         run_dir=str(tmp_path / "run"), train_records=train_records, calibration=None)
+
+
+def _batch(tok, device="cpu"):
+    """Two prompts (left-padded) and completions (right-padded): one finished, one truncated."""
+    eos, pad = tok.eos_token_id, tok.pad_token_id
+    p1 = tok("<|user|>What is 2+3?<|assistant|>", add_special_tokens=False).input_ids
+    p2 = tok("<|user|>7-4?<|assistant|>", add_special_tokens=False).input_ids
+    c1 = tok("2+3+0=5. \\boxed{5}", add_special_tokens=False).input_ids + [eos]
+    c2 = tok("7-4-0=3. \\boxed", add_special_tokens=False).input_ids  # no EOS: truncated
+    pw, cw = max(len(p1), len(p2)), max(len(c1), len(c2))
+    prompt_ids = torch.tensor([[pad] * (pw - len(p)) + p for p in (p1, p2)])
+    prompt_mask = torch.tensor([[0] * (pw - len(p)) + [1] * len(p) for p in (p1, p2)])
+    completion_ids = torch.tensor([c + [pad] * (cw - len(c)) for c in (c1, c2)])
+    completion_mask = torch.tensor([[1] * len(c) + [0] * (cw - len(c)) for c in (c1, c2)])
+    return {"prompt_ids": prompt_ids, "prompt_mask": prompt_mask, "completion_ids": completion_ids,
+            "completion_mask": completion_mask}, (p1, c1)
+
+
+def test_zc_logprob_matches_plain_transformers_forward(tiny_checkpoint, small_config, train_records, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    trainer = _trainer(tiny_checkpoint, small_config, train_records, tmp_path)
+    tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    inputs, (p1, c1) = _batch(tok)
+    logp, finished = trainer._zc_forward(trainer.model, inputs)
+    assert finished.tolist() == [True, False]
+    zc = tok.convert_tokens_to_ids(tiny.ZC)
+    seq = torch.tensor([p1 + c1 + [zc]])  # prompt, completion, EOS, z_c
+    plain = AutoModelForCausalLM.from_pretrained(tiny_checkpoint).eval()
+    with torch.no_grad():
+        ref = torch.log_softmax(plain(input_ids=seq).logits[0, -2].float(), -1)[zc]
+    assert abs(logp[0].item() - ref.item()) < 1e-5
+
+
+def test_zc_insertion_keeps_trl_log_probs_aligned(tiny_checkpoint, small_config, train_records, tmp_path):
+    """With z_c in place, TRL's per-token log-probs and entropies are unchanged wherever the
+    completion mask is 1 (so old/sampling log-prob ratios for vLLM IS stay aligned), and keep
+    their width."""
+    from transformers import AutoTokenizer
+    from trl import GRPOTrainer
+
+    trainer = _trainer(tiny_checkpoint, small_config, train_records, tmp_path)
+    tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    inputs, _ = _batch(tok)
+    ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], 1)
+    mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], 1)
+    keep = inputs["completion_ids"].size(1)
+    with torch.no_grad():
+        plain, plain_ent, _ = GRPOTrainer._get_per_token_logps_and_entropies(
+            trainer, trainer.model, ids, mask, keep, compute_entropy=True)
+        trainer._zc_active = True
+        try:
+            with_zc, zc_ent, _ = trainer._get_per_token_logps_and_entropies(
+                trainer.model, ids, mask, keep, compute_entropy=True)
+        finally:
+            trainer._zc_active = False
+    cm = inputs["completion_mask"].bool()
+    assert with_zc.shape == plain.shape and zc_ent.shape == plain_ent.shape
+    assert torch.allclose(with_zc[cm], plain[cm], atol=1e-6)
+    assert torch.allclose(zc_ent[cm], plain_ent[cm], atol=1e-5)
+    # a (fake) vLLM sampling log-prob tensor of TRL's width stays aligned column by column
+    sampling = plain.clone()
+    ratio = torch.exp((with_zc - sampling) * cm)
+    assert torch.allclose(ratio[cm], torch.ones(int(cm.sum())), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_short_grpo_and_laser_runs(tiny_checkpoint, small_config, train_records, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from laser.train import train
+
+    for method in ("grpo", "laser"):
+        run = tmp_path / method
+        train(small_config, model="tiny", method=method, base_dir=str(tiny_checkpoint), out_dir=str(run / "model"),
+              run_dir=str(run), train_records=train_records, calibration=None)
+        df = pd.read_csv(run / "metrics.csv")
+        assert df["step"].tolist() == [1, 2, 3]
+        for col in ("reward_mean", "sv_f1", "rs_mean_correct", "completion_length", "stage", "c_ref"):
+            assert col in df
+        assert df["c_ref"].eq(-5.0).all()
+        AutoModelForCausalLM.from_pretrained(run / "model")  # a loadable checkpoint
+        if method == "grpo":
+            assert df["sr_mse"].isna().all() and df["stage"].eq(1).all()
+        else:
+            assert df["sr_mse"].notna().all()
+            assert df["stage"].tolist() == [1, 2, 3]
+            assert "sr_loss" in df and df["sr_loss"].notna().sum() == 2  # stages 2 and 3 only
+            assert "swa_fallback_frac" in df and df["swa_fallback_frac"].notna().sum() == 1
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_to_the_same_weights(tiny_checkpoint, small_config, train_records, tmp_path):
+    from safetensors.torch import load_file
+
+    from laser.train import train
+
+    kw = dict(model="tiny", method="laser", base_dir=str(tiny_checkpoint), train_records=train_records,
+              calibration=None)
+    train(small_config, out_dir=str(tmp_path / "a"), run_dir=str(tmp_path / "run_a"), **kw)
+    with pytest.raises(KeyboardInterrupt):
+        train(small_config, out_dir=str(tmp_path / "b"), run_dir=str(tmp_path / "run_b"), stop_after=2, **kw)
+    assert not (tmp_path / "b").exists()
+    train(small_config, out_dir=str(tmp_path / "b"), run_dir=str(tmp_path / "run_b"), **kw)
+    a = load_file(tmp_path / "a" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "model.safetensors")
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+    assert pd.read_csv(tmp_path / "run_b" / "metrics.csv")["step"].tolist() == [1, 2, 3]
+
+
+def test_bad_training_config_fails_before_training(tiny_checkpoint, small_config, train_records, tmp_path):
+    from laser.train import check_training_config
+
+    bad = copy.deepcopy(small_config)
+    bad["laser"].update(warmup_reasoning_steps=2, warmup_sr_steps=5)
+    with pytest.raises(InputError, match=r"methods.laser': warm-ups w_r \+ w_sr = 7 are not shorter"):
+        check_training_config(bad, "laser")
+    check_training_config(bad, "grpo")  # GRPO has no warm-ups
+    bad = copy.deepcopy(small_config)
+    bad["training"].update(gradient_accumulation_steps=3)
+    with pytest.raises(InputError, match="gradient_accumulation_steps': 3 does not divide"):
+        check_training_config(bad, "grpo")
+
+
+def test_calibration_file_from_another_model_or_token(tmp_path):
+    from laser.calibrate import resolve_c_ref
+
+    cal = tmp_path / "tiny.json"
+    cal.write_text(json.dumps({"model": "results/models/tiny/base", "token_id": 259, "c_ref_mean": -13.0}))
+    spec = {"source": "calibrated"}
+    assert resolve_c_ref(spec, str(cal), model_dir="results/models/tiny/base", zc_id=259, where="m") == -13.0
+    with pytest.raises(InputError, match="calibrated for token id 259"):
+        resolve_c_ref(spec, str(cal), model_dir="results/models/tiny/base", zc_id=258, where="m")
+    with pytest.raises(InputError, match="calibrated on model"):
+        resolve_c_ref(spec, str(cal), model_dir="results/models/other/base", zc_id=259, where="m")
+    assert resolve_c_ref({"source": "constant", "value": -23.0}, None, model_dir="x", zc_id=1, where="m") == -23.0
+
+
+def test_zc_outside_vocabulary(tiny_checkpoint, small_config, train_records, tmp_path):
+    from laser.trainer import LaserConfig, LaserTrainer
+
+    with pytest.raises(ValueError, match="outside the model's vocabulary"):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        args = LaserConfig(output_dir=str(tmp_path), zc_token_id=10**6, c_ref=-5.0, use_cpu=True, report_to=[],
+                           per_device_train_batch_size=4, num_generations=4, max_steps=3)
+        LaserTrainer(model=AutoModelForCausalLM.from_pretrained(tiny_checkpoint), args=args,
+                     processing_class=AutoTokenizer.from_pretrained(tiny_checkpoint),
+                     reward_funcs=[lambda completions, **k: [0.0] * len(completions)],
+                     train_dataset=__import__("datasets").Dataset.from_list([{"prompt": "a"}] * 4))

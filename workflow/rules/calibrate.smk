@@ -1,0 +1,16 @@
+# c_ref calibration: log pi_ref(z_c | x, y, EOS) over solutions sampled from the base model.
+
+
+rule calibrate:
+    input:
+        model="results/models/{model}/base",
+        train="results/data/train.jsonl",
+    output:
+        "results/calibration/{model}.json",
+    log:
+        "logs/calibrate/{model}.log",
+    threads: workflow.cores
+    conda:
+        "../envs/vllm.yaml"
+    script:
+        "../scripts/calibrate.py"

@@ -1,0 +1,20 @@
+# GRPO baseline, LaSeR and ablations, each from the model's base checkpoint, same seed and data.
+
+
+rule train:
+    input:
+        model="results/models/{model}/base",
+        train="results/data/train.jsonl",
+        calibration=calibration_input,
+    output:
+        model=directory("results/models/{model}/{method}"),
+        metrics="results/train/{model}/{method}/metrics.csv",
+    log:
+        "logs/train/{model}/{method}.log",
+    wildcard_constraints:
+        method="|".join(METHODS_TRAINED),
+    threads: workflow.cores
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/train.py"

@@ -1,0 +1,16 @@
+if __name__ == "__main__":
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(snakemake.scriptdir)))
+    from _bootstrap import setup
+
+    config = setup(snakemake)
+    from laser.io import read_jsonl
+    from laser.train import train
+
+    train(config, model=snakemake.wildcards.model, method=snakemake.wildcards.method,
+          base_dir=snakemake.input.model, out_dir=snakemake.output.model,
+          run_dir=str(Path(snakemake.output.metrics).parent),
+          train_records=read_jsonl(snakemake.input.train),
+          calibration=snakemake.input.calibration[0] if snakemake.input.calibration else None)
