@@ -26,7 +26,8 @@ def calibrate(model_dir: str, train: list[dict], *, n: int, z_c: str, gen_cfg: d
     if not finished:
         raise RuntimeError(f"calibration: none of {len(out)} sampled solutions finished within {max_tokens} tokens")
     _, prompt_ids = render_prompts(tok, [r for r, _ in finished])
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device).eval()
     logps = zc_logprobs_transformers(model, prompt_ids, [ids for _, ids in finished], zc_id=zc_id,
                                      eos_id=tok.eos_token_id, pad_id=tok.pad_token_id, progress=True)
     mean = sum(logps) / len(logps)
