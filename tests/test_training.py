@@ -127,6 +127,24 @@ def test_short_grpo_and_laser_runs(tiny_checkpoint, small_config, train_records,
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("overrides", [{"c_ref": {"source": "reference"}}, {"loss": "bce"}, {"swa": False}],
+                         ids=["reference_forward", "bce", "no_swa"])
+def test_ablations_train(tiny_checkpoint, small_config, train_records, tmp_path, overrides):
+    from laser.train import train
+
+    config = copy.deepcopy(small_config)
+    config["methods"]["ablation"] = overrides
+    train(config, model="tiny", method="ablation", base_dir=str(tiny_checkpoint), out_dir=str(tmp_path / "m"),
+          run_dir=str(tmp_path / "run"), train_records=train_records, calibration=None)
+    df = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    assert df["sr_loss"].notna().sum() == 2
+    if "c_ref" in overrides:  # a real reference forward: c_ref is the reference log-prob, not -5
+        assert not df["c_ref"].eq(-5.0).any()
+    if overrides.get("swa") is False:
+        assert "swa_fallback_frac" not in df or df["swa_fallback_frac"].isna().all()
+
+
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_weights(tiny_checkpoint, small_config, train_records, tmp_path):
     from safetensors.torch import load_file
 
