@@ -140,6 +140,10 @@ def test_ablations_train(tiny_checkpoint, small_config, train_records, tmp_path,
     assert df["sr_loss"].notna().sum() == 2
     if "c_ref" in overrides:  # a real reference forward: c_ref is the reference log-prob, not -5
         assert not df["c_ref"].eq(-5.0).any()
+        # before the first update policy == reference, so r_s = beta_v * (logp - ref logp) = 0:
+        # the reference forward reads z_c at exactly the policy's positions
+        first = df.iloc[0][["rs_mean_correct", "rs_mean_incorrect"]].dropna()
+        assert len(first) and (first.abs() < 1e-4).all(), first
     if overrides.get("swa") is False:
         assert "swa_fallback_frac" not in df or df["swa_fallback_frac"].isna().all()
 

@@ -23,8 +23,7 @@ RENAME = {"reward": "reward_mean", "completions/mean_length": "completion_length
 
 def method_settings(config: dict, method: str) -> dict:
     """The LaSeR settings of one method: the `laser` section overridden by the method's keys."""
-    spec = config["methods"][method]
-    return {**config["laser"], **spec}
+    return {**config["laser"], "laser": True, **config["methods"][method]}
 
 
 def check_training_config(config: dict, method: str) -> None:

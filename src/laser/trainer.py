@@ -104,6 +104,17 @@ class LaserTrainer(GRPOTrainer):
             self._zc_active = False
         return self._zc_stash[-1]
 
+    def _ref_zc_forward(self, inputs) -> torch.Tensor:
+        """log pi_ref(z_c | x, y, EOS) from a plain forward of the reference model (TRL's fused
+        log-prob path is only set up for the policy)."""
+        ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], dim=1)
+        mask = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
+        keep = inputs["completion_ids"].size(1)
+        ids, mask, slot, _ = sr.insert_zc(ids, mask, keep, self.args.zc_token_id, list(self.eos_token_ids),
+                                          self._tokenizer.pad_token_id)
+        with torch.no_grad():
+            return sr.zc_logprobs(self._laser_ref, ids, mask, ids.size(1) - 1 - keep + slot, self.temperature)
+
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         self._last_rewards = rewards  # all processes' rows; column 0 is the verifier reward
@@ -131,7 +142,7 @@ class LaserTrainer(GRPOTrainer):
         else:
             logp_zc, finished = self._zc_forward(self.model, out)
         if a.c_ref_mode == "reference":
-            ref_logp, _ = self._zc_forward(self._laser_ref, out)
+            ref_logp = self._ref_zc_forward(out)
         else:
             ref_logp = torch.full_like(logp_zc, float(a.c_ref))
         r_s = sr.self_reward(logp_zc, a.beta_v, ref_logp)
