@@ -29,6 +29,9 @@ try:
 except ValueError as e:
     raise WorkflowError(str(e)) from None
 
+report: "workflow/report/workflow.rst"
+
+
 MODELS = list(config["models"])
 BENCHMARKS = list(config["benchmarks"])
 METHODS_TRAINED = list(config["methods"])
@@ -46,7 +49,8 @@ include: "workflow/rules/report.smk"
 
 rule all:
     input:
-        "results/tables/accuracy.csv",
+        "results/tables/main.csv",
+        "results/figures/scaling.png",
         expand("results/train/{model}/{method}/metrics.csv", model=MODELS, method=METHODS_TRAINED),
         expand("results/calibration/{model}.json", model=MODELS),
     default_target: True

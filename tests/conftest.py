@@ -28,3 +28,22 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
                              max_position_embeddings=256, seed=0)
     tiny.save_pretrained(model, tok, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def warm_checkpoint(tmp_path_factory) -> Path:
+    """A tiny model after a short SFT warm-up: it writes boxed answers and stops with EOS at
+    varied lengths (finished and truncated solutions both occur at ~40 tokens)."""
+    from laser import data
+    from laser.model import make_base
+
+    path = tmp_path_factory.mktemp("warm") / "model"
+    train = data.prepare({"source": "synthetic", "tiers": ["easy", "medium"], "n_problems": 400}, name="train",
+                         seed=0, instruction_suffix=" Put the answer in \\boxed{}.")
+    spec = {"source": "build", "z_c": "<|reserved_special_token_0|>",
+            "architecture": {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128,
+                             "max_position_embeddings": 512},
+            "sft": {"max_steps": 80, "learning_rate": 0.003, "batch_size": 16, "warmup_steps": 5,
+                    "weight_decay": 0.0}}
+    make_base(spec, train, path, seed=0, name="warm")
+    return path

@@ -1,6 +1,8 @@
 """The conda env files must pin exactly what pyproject.toml (and so install.sh) pins."""
 
 import re
+import subprocess
+import sys
 import tomllib
 
 import pytest
@@ -85,3 +87,22 @@ def test_every_python_rule_declares_an_env():
         conda = re.search(r'conda:\s*\n\s*"([^"]+)"', block)
         assert conda, f"rule {m.group(1)} runs Python but declares no conda env"
         assert (ROOT / "workflow" / "rules" / conda.group(1)).resolve().is_file(), conda.group(1)
+
+
+def test_analysis_rules_run_without_the_heavy_stack():
+    """The light analysis env has no torch, transformers or vllm: the tables and figures code
+    must import (and draw) without them."""
+    code = (
+        "import sys\n"
+        "class Block:  # any import of the heavy stack now fails\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('torch', 'transformers', 'vllm', 'trl'):\n"
+        "            raise ImportError(f'{name} is not in the analysis env')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        f"sys.path[:0] = [{str(ROOT / 'src')!r}, {str(ROOT / 'tests')!r}]\n"
+        "import tempfile\n"
+        "from fake_results import write_fake_results\n"
+        "write_fake_results(tempfile.mkdtemp() + '/results')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]

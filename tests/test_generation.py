@@ -59,7 +59,7 @@ def test_grading_of_records_uses_gold_answer(tiny_checkpoint, monkeypatch, probl
     from laser import generation
     from laser.generation import Sample
 
-    def fake(model_dir, prompt_ids, ns, cfg, eos):
+    def fake(model_dir, tok, prompt_ids, ns, cfg, zc_id, route):
         return [[Sample([1], f"\\boxed{{{k}}}", True) for k in range(n)] for n in ns]
 
     monkeypatch.setitem(CFG, "backend", "transformers")
@@ -68,6 +68,15 @@ def test_grading_of_records_uses_gold_answer(tiny_checkpoint, monkeypatch, probl
     out = generation.generate(str(tiny_checkpoint), {"t": (recs, 3)}, CFG)["t"][0]
     assert out["pred_answers"] == ["0", "1", "2"]
     assert out["acc_list"] == [False, True, False]
+
+
+def test_empty_benchmark_generates_nothing(tiny_checkpoint):
+    assert generate(str(tiny_checkpoint), {"empty": ([], 4)}, CFG) == {"empty": []}
+
+
+def test_unknown_scoring_route_is_an_error(tiny_checkpoint, problems):
+    with pytest.raises(ValueError, match="unknown scoring route 'fast'"):
+        generate(str(tiny_checkpoint), problems, CFG, zc_id=5, route="fast")
 
 
 def test_render_prompts_token_ids(tiny_checkpoint):

@@ -22,8 +22,18 @@ def test_dry_run_plans_the_pipeline(tmp_path):
     res = _snakemake("-n", "--configfile", str(ROOT / "config" / "config.yaml"), cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     out = res.stdout + res.stderr
-    for rule in ("prepare_data", "base_model", "generate", "accuracy_table"):
-        assert rule in out
+    for rule in ("prepare_data", "base_model", "calibrate", "train", "generate", "judge", "tables", "figures"):
+        assert f"rule {rule}:" in out, rule
+
+
+def test_generative_judge_can_be_switched_off(tmp_path):
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    config["judge"]["generative"] = False
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    res = _snakemake("-n", "--configfile", str(cfg), cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "rule judge:" not in res.stdout and "rule tables:" in res.stdout
 
 
 @pytest.mark.parametrize("mutate, message", [

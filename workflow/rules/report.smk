@@ -1,23 +1,48 @@
-# Tables and figures from the results.
+# Tables and figures from the results (light, CPU-only jobs).
+
+TABLES = ["main", "table1", "scaling", "calibration_length", "reliability", "c_ref", "ablations"]
+FIGURES = ["scaling", "rs_histograms", "reliability", "training_curves"]
 
 
-rule accuracy_table:
+rule tables:
     input:
-        expand(
-            "results/generations/{model}/{method}/{benchmark}.jsonl",
-            model=MODELS,
-            method=METHODS,
-            benchmark=BENCHMARKS,
-        ),
+        **analysis_inputs(),
     output:
-        report(
-            "results/tables/accuracy.csv",
-            caption="../report/accuracy.rst",
-            category="Tables",
-        ),
+        **{
+            name: report(
+                f"results/tables/{name}.csv",
+                caption=f"../report/table_{name}.rst",
+                category="Tables",
+            )
+            for name in TABLES
+        },
+        rendered=expand("results/tables/{name}.{ext}", name=TABLES, ext=["md", "tex"]),
     log:
-        "logs/accuracy_table.log",
+        "logs/tables.log",
     conda:
         "../envs/analysis.yaml"
     script:
-        "../scripts/accuracy_table.py"
+        "../scripts/tables.py"
+
+
+rule figures:
+    input:
+        **analysis_inputs(),
+        scaling="results/tables/scaling.csv",
+        reliability="results/tables/reliability.csv",
+    output:
+        **{
+            name: report(
+                f"results/figures/{name}.png",
+                caption=f"../report/figure_{name}.rst",
+                category="Figures",
+            )
+            for name in FIGURES
+        },
+        svg=expand("results/figures/{name}.svg", name=FIGURES),
+    log:
+        "logs/figures.log",
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/figures.py"

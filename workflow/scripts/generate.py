@@ -1,5 +1,6 @@
 # vLLM starts worker processes that re-import this file: everything stays under the guard.
 if __name__ == "__main__":
+    import copy
     import sys
     from pathlib import Path
 
@@ -7,16 +8,39 @@ if __name__ == "__main__":
     from _bootstrap import setup
 
     config = setup(snakemake)
-    from laser.generation import generate, metadata
+    from laser.calibrate import resolve_c_ref
+    from laser.generation import generate, load_tokenizer, metadata
     from laser.io import read_jsonl, write_json, write_jsonl
+    from laser.model import check_z_c
+    from laser.scoring import add_self_rewarding_scores, score_file_records, scoring_settings
+
+    model, method = snakemake.wildcards.model, snakemake.wildcards.method
+    base_dir = f"results/models/{model}/base"
+    tok = load_tokenizer(snakemake.input.model)
+    z_c = config["models"][model]["z_c"]
+    zc_id = check_z_c(tok, z_c, f"models.{model}.z_c")
+    settings = scoring_settings(config, method)
+    c_ref = resolve_c_ref(settings["c_ref"], snakemake.input.calibration or None, model_dir=base_dir,
+                          zc_id=zc_id, where=f"method {method}")
 
     names = list(config["benchmarks"])
     jobs = {name: (read_jsonl(path), config["benchmarks"][name]["n_samples"])
             for name, path in zip(names, snakemake.input.benchmarks)}
-    outs = generate(snakemake.input.model, jobs, config["generation"])
+    route = config["scoring"]["route"]
+    outs = generate(snakemake.input.model, jobs, config["generation"], zc_id=zc_id, route=route, tokenizer=tok)
+    for name, records in outs.items():
+        ref = None
+        if c_ref is None:  # reference-forward mode: log pi_ref(z_c | x, y, EOS) of the same tokens
+            scored = score_file_records(copy.deepcopy(records), snakemake.input.reference, z_c=z_c,
+                                        backend="transformers", gen_cfg={"dtype": "float32"})
+            ref = [r["zc_logprobs"] for r in scored]
+        add_self_rewarding_scores(records, beta_v=settings["beta_v"], c_ref=c_ref, ref_logprobs=ref)
     for name, path in zip(names, snakemake.output.generations):
         write_jsonl(path, outs[name])
     write_json(snakemake.output.metadata, {
-        **metadata(snakemake.input.model, config["generation"]),
+        **metadata(snakemake.input.model, config["generation"], tokenizer=tok),
         "n_samples": {name: n for name, (_, n) in jobs.items()},
-        "instruction_suffix": config["prompt"]["instruction_suffix"]})
+        "instruction_suffix": config["prompt"]["instruction_suffix"],
+        "scoring": {"route": route, "z_c": z_c, "z_c_id": zc_id, "beta_v": settings["beta_v"],
+                    "c_ref": c_ref if c_ref is not None else "reference model forward",
+                    "c_ref_source": settings["c_ref"]["source"]}})

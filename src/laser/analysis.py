@@ -1,0 +1,159 @@
+"""The paper's tables from results files (layout in config/README.md, "Output contract").
+
+A *run* is one (model, method, benchmark) generation file, scored, optionally with the
+generative judge's file beside it. Each judge is a list of scores per record:
+``last_token`` = r_s (``self_rewarding_scores``), ``generative`` = the prompted judge's 0/1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from . import metrics
+from .io import InputError, read_json, read_jsonl
+
+KEYS = ["model", "method", "benchmark", "judge"]
+
+
+@dataclass
+class Run:
+    model: str
+    method: str
+    benchmark: str
+    records: list[dict]
+    judges: dict[str, list[list[float]]] = field(default_factory=dict)
+
+
+def load_run(generation_path: str | Path, judge_path: str | Path | None = None) -> Run:
+    """Read `results/generations/{model}/{method}/{benchmark}.jsonl` (+ its judge file)."""
+    path = Path(generation_path)
+    records = read_jsonl(path)
+    run = Run(path.parts[-3], path.parts[-2], path.stem, records)
+    for line, rec in enumerate(records, 1):
+        if "self_rewarding_scores" not in rec:
+            raise InputError(f"{path}:{line}: no self_rewarding_scores (file not scored)")
+    run.judges["last_token"] = [r["self_rewarding_scores"] for r in records]
+    if judge_path is not None:
+        judged = read_jsonl(judge_path)
+        if len(judged) != len(records) or any(j.get("id") != r.get("id") for j, r in zip(judged, records)):
+            raise InputError(f"{judge_path}: records do not match {path} (ids/order)")
+        run.judges["generative"] = [j["judge_scores"] for j in judged]
+    return run
+
+
+def _average_rows(df: pd.DataFrame, value_cols: list[str]) -> pd.DataFrame:
+    """benchmark = 'average': the mean over benchmarks of each column (NaN cells skipped)."""
+    if df.empty:
+        return df
+    avg = df.groupby(["model", "method", "judge"], sort=False)[value_cols].mean(numeric_only=True).reset_index()
+    avg["benchmark"] = "average"
+    return avg
+
+
+def main_table(runs: list[Run], threshold: float = 0.5) -> pd.DataFrame:
+    """The paper's Table 1, long: one row per (model, method, benchmark, judge) + averages."""
+    rows = []
+    for run in runs:
+        base = metrics.summary_row(run.records, model=run.model, method=run.method, benchmark=run.benchmark)
+        lengths = [n for r in run.records for n in r.get("response_lengths", [])]
+        for judge, scores in run.judges.items():
+            rows.append({**base, "judge": judge, "n_responses": sum(len(r["acc_list"]) for r in run.records),
+                         **metrics.verification_row(run.records, scores, threshold),
+                         "mean_length": sum(lengths) / len(lengths) if lengths else math.nan})
+    cols = ["model", "method", "benchmark", "judge", "n_problems", "n_samples", "n_responses", "accuracy",
+            "f1_filtered", "f1_all", "true_acc", "false_acc", "judgement_acc", "boxed", "finished", "mean_length"]
+    df = pd.DataFrame(rows, columns=cols)
+    values = ["accuracy", "f1_filtered", "f1_all", "true_acc", "false_acc", "judgement_acc", "boxed",
+              "finished", "mean_length"]
+    avg = _average_rows(df, values)
+    if not avg.empty:
+        counts = df.groupby(["model", "method", "judge"], sort=False)[["n_problems", "n_responses"]].sum()
+        avg = avg.join(counts, on=["model", "method", "judge"])
+        df = pd.concat([df, avg], ignore_index=True)[cols]
+    return df.astype({"n_problems": "Int64", "n_samples": "Int64", "n_responses": "Int64"})
+
+
+def table1(main: pd.DataFrame) -> pd.DataFrame:
+    """Wide layout of Table 1: rows (model, method, judge), columns accuracy and F1 per benchmark."""
+    if main.empty:
+        return pd.DataFrame(columns=["model", "method", "judge"])
+    wide = main.pivot_table(index=["model", "method", "judge"], columns="benchmark",
+                            values=["accuracy", "f1_filtered"], sort=False, dropna=False)
+    order = list(dict.fromkeys(main["benchmark"]))
+    wide = wide.reindex(columns=[(v, b) for v in ("accuracy", "f1_filtered") for b in order])
+    wide.columns = [f"{'acc' if v == 'accuracy' else 'f1'}_{b}" for v, b in wide.columns]
+    index = main[["model", "method", "judge"]].drop_duplicates()
+    return index.merge(wide.reset_index(), on=["model", "method", "judge"])
+
+
+def scaling_table(runs: list[Run], *, n_subsets: int, seed: int) -> pd.DataFrame:
+    rows = []
+    for run in runs:
+        for judge, scores in run.judges.items():
+            for point in metrics.scaling_curve(run.records, scores, n_subsets=n_subsets, seed=seed):
+                rows.append({"model": run.model, "method": run.method, "benchmark": run.benchmark,
+                             "judge": judge, **point})
+    return pd.DataFrame(rows, columns=KEYS + ["k", "n_subsets", "majority", "weighted", "best_of_k"])
+
+
+def calibration_length_table(runs: list[Run], n_bins: int = 10) -> pd.DataFrame:
+    rows = [{"model": run.model, "method": run.method, "benchmark": run.benchmark, "judge": judge,
+             **metrics.calibration_row(run.records, scores, n_bins)}
+            for run in runs for judge, scores in run.judges.items()]
+    return pd.DataFrame(rows, columns=KEYS + ["n_scored", "ece", "auroc", "spearman_length",
+                                              "mean_score_correct", "mean_score_incorrect"])
+
+
+def c_ref_table(paths: list[str | Path]) -> pd.DataFrame:
+    rows = []
+    for p in map(Path, paths):
+        cal = read_json(p)
+        rows.append({"model": p.stem, "token": cal["token"], "token_id": cal["token_id"], "n": cal["n"],
+                     "n_sampled": cal["n_sampled"], "c_ref_mean": cal["c_ref_mean"], "c_ref_std": cal["c_ref_std"],
+                     "min": cal["min"], "max": cal["max"]})
+    return pd.DataFrame(rows, columns=["model", "token", "token_id", "n", "n_sampled", "c_ref_mean", "c_ref_std",
+                                       "min", "max"])
+
+
+def ablations_table(main: pd.DataFrame, reference: str = "laser") -> pd.DataFrame:
+    """Average accuracy and last-token F1 of every method, and the difference to `reference`."""
+    avg = main[(main["benchmark"] == "average") & (main["judge"] == "last_token")]
+    out = avg[["model", "method", "accuracy", "f1_filtered", "f1_all"]].rename(
+        columns={"accuracy": "avg_accuracy", "f1_filtered": "avg_f1_filtered", "f1_all": "avg_f1_all"})
+    out = out.reset_index(drop=True)
+    for col in ("avg_accuracy", "avg_f1_filtered"):
+        ref = out[out["method"] == reference].set_index("model")[col]
+        out[f"delta_{col.removeprefix('avg_')}"] = out[col] - out["model"].map(ref)
+    return out
+
+
+def reliability_table(runs: list[Run], n_bins: int = 10, judge: str = "last_token") -> pd.DataFrame:
+    """Reliability-diagram bins of clip(r_s, 0, 1) per (model, method), benchmarks pooled."""
+    pooled: dict[tuple, list] = {}
+    for run in runs:
+        rows = [(s, c) for s, c, b, _ in metrics.flat(run.records, run.judges[judge]) if b]
+        pooled.setdefault((run.model, run.method), []).extend(rows)
+    out = []
+    for (model, method), rows in pooled.items():
+        for b in metrics.reliability_bins([min(max(s, 0.0), 1.0) for s, _ in rows], [c for _, c in rows], n_bins):
+            out.append({"model": model, "method": method, **b})
+    return pd.DataFrame(out, columns=["model", "method", "bin_lo", "bin_hi", "count", "mean_prob", "accuracy"])
+
+
+def all_tables(runs: list[Run], calibration_paths: list, *, threshold: float = 0.5, n_subsets: int = 64,
+               seed: int = 0, ece_bins: int = 10, reference_method: str = "laser") -> dict[str, pd.DataFrame]:
+    """Every table under results/tables/, by name."""
+    main = main_table(runs, threshold=threshold)
+    return {
+        "main": main,
+        "table1": table1(main),
+        "scaling": scaling_table(runs, n_subsets=n_subsets, seed=seed),
+        "calibration_length": calibration_length_table(runs, ece_bins),
+        "reliability": reliability_table(runs, ece_bins),
+        "c_ref": c_ref_table(calibration_paths),
+        "ablations": ablations_table(main, reference_method),
+    }

@@ -1,0 +1,48 @@
+"""The prompted (generative) self-verification judge: the model reads the problem and one of
+its solutions under a verification prompt and answers ``\\boxed{correct}`` or
+``\\boxed{incorrect}``. It gives models never trained on z_c (base, GRPO) a self-verification
+F1 (PAPER.md end of section 4), at the cost of a full extra generation per solution.
+
+Parsing is strict: anything but those two boxed words is "unparsable", which counts as
+"incorrect" and is counted. Like the last-token judge, solutions without a boxed answer are
+not judged ("skipped", score 0).
+"""
+
+from __future__ import annotations
+
+from .grading import last_boxed
+
+VERDICTS = ("correct", "incorrect", "unparsable", "skipped")
+
+
+def parse_verdict(text: str) -> str:
+    """'correct' / 'incorrect' from the last boxed word of the judge's answer, else 'unparsable'."""
+    boxed = last_boxed(text)
+    word = boxed.strip().lower() if boxed is not None else None
+    return word if word in ("correct", "incorrect") else "unparsable"
+
+
+def judge_prompt(template: str, problem: str, solution: str) -> str:
+    return template.replace("{problem}", problem).replace("{solution}", solution)
+
+
+def judge(model_dir: str, records: list[dict], cfg: dict, judge_cfg: dict, *, tokenizer=None) -> list[dict]:
+    """One judge record per generation record: ``judge_verdicts``, ``judge_scores`` (1.0 for
+    'correct', else 0.0) and ``judge_responses`` (null where skipped), aligned with ``responses``."""
+    from .generation import sample
+
+    todo = [(i, j) for i, rec in enumerate(records) for j, pred in enumerate(rec["pred_answers"])
+            if pred is not None]
+    prompts = [{"messages": [{"role": "user", "content": judge_prompt(
+        judge_cfg["template"], records[i]["problem"], records[i]["responses"][j])}]} for i, j in todo]
+    gen_cfg = {**cfg, "temperature": judge_cfg["temperature"], "max_tokens": judge_cfg["max_tokens"]}
+    _, samples = sample(model_dir, prompts, [1] * len(prompts), gen_cfg, tokenizer=tokenizer)
+    out = [{"id": rec.get("id"), "judge_verdicts": ["skipped"] * len(rec["responses"]),
+            "judge_scores": [0.0] * len(rec["responses"]), "judge_responses": [None] * len(rec["responses"])}
+           for rec in records]
+    for (i, j), group in zip(todo, samples):
+        verdict = parse_verdict(group[0].text)
+        out[i]["judge_verdicts"][j] = verdict
+        out[i]["judge_scores"][j] = 1.0 if verdict == "correct" else 0.0
+        out[i]["judge_responses"][j] = group[0].text
+    return out

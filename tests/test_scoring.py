@@ -1,0 +1,127 @@
+"""Self-reward scoring: r_s from zc log-probs, every route equal to a plain transformers forward,
+and the laser-score command on files in the official format."""
+
+import json
+
+import pytest
+
+from laser import data
+from laser.generation import generate, load_model, load_tokenizer, render_prompts
+from laser.scoring import add_self_rewarding_scores, main, token_ids_of, zc_logprobs_transformers
+
+ZC = "<|reserved_special_token_0|>"
+CFG = {"backend": "transformers", "temperature": 1.0, "top_p": 1.0, "max_tokens": 40, "seed": 42,
+       "dtype": "float32", "tensor_parallel_size": 1, "batch_size": 8, "vllm_kv_cache_gib": 0.25}
+
+
+def test_scores_from_logprobs_by_hand():
+    recs = [{"zc_logprobs": [-10.0, -12.0, -9.0], "pred_answers": ["1", None, "2"]}]
+    add_self_rewarding_scores(recs, beta_v=0.1, c_ref=-11.0)
+    assert recs[0]["self_rewarding_scores"] == pytest.approx([0.1, 0.0, 0.2])  # unboxed: 0.0
+    add_self_rewarding_scores(recs, beta_v=0.5, c_ref=None, ref_logprobs=[[-10.5, -1.0, -10.0]])
+    assert recs[0]["self_rewarding_scores"] == pytest.approx([0.25, 0.0, 0.5])
+    with pytest.raises(ValueError):
+        add_self_rewarding_scores(recs, beta_v=0.1, c_ref=None)
+
+
+@pytest.fixture(scope="module")
+def problems():
+    return data.prepare({"source": "synthetic", "tiers": ["easy"], "n_problems": 6}, name="b", seed=3,
+                        instruction_suffix=" Put the answer in \\boxed{}.")
+
+
+def _flat(out, key):
+    return [x for r in out for x in r[key]]
+
+
+@pytest.mark.slow
+def test_every_route_equals_a_transformers_forward(warm_checkpoint, problems):
+    """transformers one-token (KV cache step), vLLM one-token restricted to z_c (raw log-prob),
+    vLLM re-prefill with prompt_logprobs: all equal log pi(z_c | x, y, EOS) of a plain forward."""
+    from laser.generation import close_engine, vllm_engine, vllm_sample, vllm_zc_logprobs
+
+    path = str(warm_checkpoint)
+    tok = load_tokenizer(path)
+    zc = tok.convert_tokens_to_ids(ZC)
+    out = generate(path, {"b": (problems, 3)}, CFG, zc_id=zc, route="onetoken")["b"]
+    finished = _flat(out, "finished")
+    assert any(finished) and not all(finished)  # both the early-stop and the truncated path
+    _, pids = render_prompts(tok, problems)
+    prompts = [p for p, r in zip(pids, out) for _ in r["responses"]]
+    responses = _flat(out, "response_token_ids")
+    model = load_model(path)
+    reference = zc_logprobs_transformers(model, prompts, responses, zc_id=zc, eos_id=tok.eos_token_id,
+                                         pad_id=tok.pad_token_id)
+    assert _flat(out, "zc_logprobs") == pytest.approx(reference, abs=1e-4)
+    again = generate(path, {"b": (problems, 3)}, CFG, zc_id=zc, route="reprefill")["b"]
+    assert _flat(again, "zc_logprobs") == pytest.approx(reference, abs=1e-4)
+
+    llm = vllm_engine(path, {**CFG, "backend": "vllm"}, 256)
+    try:
+        onetoken = vllm_zc_logprobs(llm, prompts, responses, eos_id=tok.eos_token_id, zc_id=zc)
+        reprefill = vllm_zc_logprobs(llm, prompts, responses, eos_id=tok.eos_token_id, zc_id=zc,
+                                     route="reprefill")
+        sampled = vllm_sample(llm, tok, pids[:2], [2, 2], {**CFG, "max_tokens": 16})
+    finally:
+        close_engine(llm)
+    # restricted sampling did not renormalise: the raw log-prob is returned, not 0.0
+    assert max(onetoken) < -0.5
+    assert onetoken == pytest.approx(reference, abs=1e-3)
+    assert reprefill == pytest.approx(reference, abs=1e-3)
+    assert all(len(s.token_ids) <= 16 for g in sampled for s in g)
+
+
+def test_token_ids_prefer_recorded_ids_that_decode_to_the_text(tiny_checkpoint):
+    tok = load_tokenizer(str(tiny_checkpoint))
+    good = tok("7 + 5 = \\boxed{12}", add_special_tokens=False).input_ids
+    recs = [{"prompt": "<|user|>q<|assistant|>", "responses": ["7 + 5 = \\boxed{12}", "abc"],
+             "response_token_ids": [good, [1, 2, 3]]},  # the second does not decode to "abc"
+            {"problem": "2+2?", "responses": ["4"]}]
+    prompts, responses = token_ids_of(recs, tok, instruction_suffix=" Box it.")
+    assert responses[0] == good and responses[1] == tok("abc", add_special_tokens=False).input_ids
+    assert tok.decode(prompts[0]) == "<|user|>q<|assistant|>"
+    assert tok.decode(prompts[2]) == "<|user|>2+2? Box it.<|assistant|>"
+
+
+@pytest.mark.slow
+def test_laser_score_command_on_official_format(warm_checkpoint, benchmarks_dir, tmp_path, capsys):
+    """Score MATH500 records (official fields, no `prompt`) whose responses are the reference
+    solutions plus a wrong answer, with the transformers backend; compare with a plain forward."""
+    rows = [json.loads(line) for line in (benchmarks_dir / "math500" / "test.jsonl").open()][:3]
+    for r in rows:
+        r["responses"] = [r["solution"], "I think it is \\boxed{-1234}.", "no idea"]
+    src = tmp_path / "gens.jsonl"
+    src.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    dst = tmp_path / "scored.jsonl"
+    rc = main(["--model", str(warm_checkpoint), "--input", str(src), "--output", str(dst), "--z-c", ZC,
+               "--c-ref", "-9.0", "--beta-v", "0.1", "--backend", "transformers", "--dtype", "float32",
+               "--instruction-suffix", " Put the answer in \\boxed{}."])
+    assert rc == 0
+    assert "filtered F1" in capsys.readouterr().out
+    scored = [json.loads(line) for line in dst.open()]
+    assert [r["pred_answers"][2] for r in scored] == [None] * 3
+    assert all(r["acc_list"][0] and not r["acc_list"][1] for r in scored)  # solutions verify, -1234 not
+    tok = load_tokenizer(str(warm_checkpoint))
+    prompts, responses = token_ids_of(rows, tok, " Put the answer in \\boxed{}.")
+    ref = zc_logprobs_transformers(load_model(str(warm_checkpoint)), prompts, responses,
+                                   zc_id=tok.convert_tokens_to_ids(ZC), eos_id=tok.eos_token_id,
+                                   pad_id=tok.pad_token_id)
+    got = [x for r in scored for x in r["zc_logprobs"]]
+    assert got == pytest.approx(ref, abs=1e-5)
+    expect = [0.1 * (lp + 9.0) if k % 3 != 2 else 0.0 for k, lp in enumerate(ref)]
+    assert [x for r in scored for x in r["self_rewarding_scores"]] == pytest.approx(expect, abs=1e-5)
+
+
+def test_laser_score_bad_input_names_file_and_line(tmp_path, capsys, tiny_checkpoint):
+    src = tmp_path / "bad.jsonl"
+    src.write_text('{"problem": "p", "responses": ["a"]}\n{"problem": "q"}\n')
+    rc = main(["--model", str(tiny_checkpoint), "--input", str(src), "--output", str(tmp_path / "o.jsonl"),
+               "--z-c", ZC, "--c-ref", "-9", "--backend", "transformers"])
+    assert rc == 2
+    assert f"{src}:2: missing field(s) ['responses']" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()
+    src.write_text('{"problem": "p", "responses": ["a"]}\n')
+    rc = main(["--model", str(tiny_checkpoint), "--input", str(src), "--output", str(tmp_path / "o.jsonl"),
+               "--z-c", "<|not_a_token|>", "--c-ref", "-9", "--backend", "transformers"])
+    assert rc == 2
+    assert "not a token of the tokenizer" in capsys.readouterr().err
