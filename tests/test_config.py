@@ -89,3 +89,10 @@ def test_schema_documented_in_readme():
         walk(d)
     missing = sorted(k for k in keys if f"`{k}`" not in readme)
     assert not missing, f"config/README.md does not document {missing}"
+
+
+def test_ablations_config_is_the_default_plus_ablation_methods():
+    default, ablations = load(ROOT / "config" / "config.yaml"), load(ROOT / "config" / "ablations.yaml")
+    extra = {k: v for k, v in ablations["methods"].items() if k not in default["methods"]}
+    assert set(extra) == {"laser_no_swa", "laser_ref_forward", "laser_bce"}
+    assert {**ablations, "methods": default["methods"]} == default

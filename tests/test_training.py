@@ -174,12 +174,12 @@ def test_bad_training_config_fails_before_training(tiny_checkpoint, small_config
     bad = copy.deepcopy(small_config)
     bad["laser"].update(warmup_reasoning_steps=2, warmup_sr_steps=5)
     with pytest.raises(InputError, match=r"methods.laser': warm-ups w_r \+ w_sr = 7 are not shorter"):
-        check_training_config(bad, "laser")
-    check_training_config(bad, "grpo")  # GRPO has no warm-ups
+        check_training_config(bad, "tiny", "laser")
+    check_training_config(bad, "tiny", "grpo")  # GRPO has no warm-ups
     bad = copy.deepcopy(small_config)
     bad["training"].update(gradient_accumulation_steps=3)
     with pytest.raises(InputError, match="gradient_accumulation_steps': 3 does not divide"):
-        check_training_config(bad, "grpo")
+        check_training_config(bad, "tiny", "grpo")
 
 
 def test_calibration_file_from_another_model_or_token(tmp_path):
@@ -208,3 +208,41 @@ def test_zc_outside_vocabulary(tiny_checkpoint, small_config, train_records, tmp
                      processing_class=AutoTokenizer.from_pretrained(tiny_checkpoint),
                      reward_funcs=[lambda completions, **k: [0.0] * len(completions)],
                      train_dataset=__import__("datasets").Dataset.from_list([{"prompt": "a"}] * 4))
+
+
+def test_launch_command(small_config):
+    from laser.train import launch_command
+
+    config = copy.deepcopy(small_config)
+    assert launch_command(config, "spec.json", cuda=True) is None  # one process: in this process
+    config["training"]["launcher"].update(num_processes=8, accelerate_config="config/accelerate/fsdp.yaml")
+    cmd = launch_command(config, "spec.json", cuda=True)
+    assert cmd[:2] == ["accelerate", "launch"] and cmd[-4:] == ["-m", "laser.train", "--spec", "spec.json"]
+    assert cmd[cmd.index("--num_processes") + 1] == "8" and "--cpu" not in cmd
+    assert cmd[cmd.index("--config_file") + 1] == "config/accelerate/fsdp.yaml"
+    config["training"]["launcher"].update(num_machines=2)
+    cmd = launch_command(config, "spec.json", cuda=True)
+    assert cmd[:6] == ["srun", "--nodes", "2", "--ntasks-per-node", "1", "bash"]
+    inner = cmd[-1]
+    assert "--num_processes 16 --num_machines 2" in inner and '--machine_rank "$SLURM_NODEID"' in inner
+    assert 'scontrol show hostnames "$SLURM_JOB_NODELIST"' in inner and inner.endswith("--spec spec.json")
+
+
+@pytest.mark.slow
+def test_training_through_accelerate_launch(tiny_checkpoint, small_config, train_records, tmp_path):
+    """The multi-process path (accelerate launch -> python -m laser.train) with one CPU process."""
+    from laser.io import write_jsonl
+    from laser.train import run
+
+    config = copy.deepcopy(small_config)
+    accel = tmp_path / "accelerate.yaml"
+    accel.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: 'NO'\nnum_processes: 1\n"
+                     "num_machines: 1\nmachine_rank: 0\nmixed_precision: 'no'\nuse_cpu: true\n")
+    config["training"]["launcher"].update(accelerate_config=str(accel))
+    write_jsonl(tmp_path / "train.jsonl", train_records)
+    run(config, model="tiny", method="laser", base_dir=str(tiny_checkpoint), out_dir=str(tmp_path / "out"),
+        run_dir=str(tmp_path / "run"), train_path=str(tmp_path / "train.jsonl"), calibration=None)
+    assert (tmp_path / "out" / "model.safetensors").exists() and (tmp_path / "out" / "tokenizer.json").exists()
+    assert json.loads((tmp_path / "run" / "launch_spec.json").read_text())["method"] == "laser"
+    assert pd.read_csv(tmp_path / "run" / "metrics.csv")["step"].tolist() == [1, 2, 3]
+    assert not list(tmp_path.glob(".out.*"))  # temporary folders moved or removed

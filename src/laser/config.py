@@ -108,3 +108,14 @@ def load(path: str | Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys")
     return validate(config, str(path))
+
+
+def run_settings(config: dict[str, Any], model: str, method: str) -> dict[str, Any]:
+    """LaSeR settings of one run: the `laser` section, overridden by the model's `laser` keys
+    (e.g. the paper's per-model warm-ups), overridden by the method's keys. `base` (the
+    untrained model, scored at test time) takes the first two; `laser` says whether the
+    method trains with the self-rewarding parts."""
+    settings = {**config["laser"], **config["models"][model].get("laser", {}), "laser": True}
+    if method != "base":
+        settings.update(config["methods"][method])
+    return settings

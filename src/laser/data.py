@@ -59,6 +59,8 @@ def normalise(raw: list[dict], spec: dict, *, name: str, instruction_suffix: str
     out = []
     for i, rec in enumerate(raw):
         problem, answer = rec.get(pk), rec.get(ak)
+        if isinstance(answer, list) and len(answer) == 1:  # e.g. OlympiadBench's final_answer
+            answer = answer[0]
         if not isinstance(problem, str) or not problem.strip():
             raise InputError(f"{name}: record {i + 1}: field {pk!r} must be a non-empty string")
         if answer is None or str(answer).strip() == "":

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from . import tiny
+from . import tasks, tiny
 from .io import InputError, atomic_path
 
 
@@ -30,17 +30,38 @@ def check_z_c(tokenizer, z_c: str, where: str) -> int:
     return zid
 
 
-def _sft_rows(train: list[dict]) -> list[dict]:
+def _sft_rows(train: list[dict], *, verification_fraction: float = 0.0, judge_template: str | None = None,
+              seed: int = 0) -> list[dict]:
+    """Prompt/completion rows for the SFT warm-up: every problem with its reference solution,
+    plus, for a seeded `verification_fraction` of them, a verification example under the
+    generative judge's template: the reference solution -> ``\\boxed{correct}``, or the same
+    solution with a wrong boxed answer -> ``\\boxed{incorrect}`` (half each). It gives the tiny
+    base model some prompted self-verification, as real base models have."""
+    import random
+
+    from .judge import judge_prompt
+
     rows = []
     for rec in train:
         if not rec.get("solution"):
             raise InputError(f"train record {rec['id']}: SFT warm-up needs a reference 'solution'")
         rows.append({"prompt": rec["messages"],
                      "completion": [{"role": "assistant", "content": rec["solution"]}]})
+    if verification_fraction:
+        rng = random.Random(seed)
+        for rec in rng.sample(train, round(verification_fraction * len(train))):
+            solution, verdict = rec["solution"], "correct"
+            if rng.random() < 0.5:
+                wrong = tasks.wrong_answer(rec["answer"], rng)
+                solution, verdict = solution.replace(f"\\boxed{{{rec['answer']}}}", f"\\boxed{{{wrong}}}"), "incorrect"
+            rows.append({"prompt": [{"role": "user", "content": judge_prompt(judge_template, rec["problem"], solution)}],
+                         "completion": [{"role": "assistant", "content": f"\\boxed{{{verdict}}}"}]})
+        random.Random(seed).shuffle(rows)
     return rows
 
 
-def sft_warmup(model, tokenizer, train: list[dict], sft: dict, *, seed: int, workdir: str):
+def sft_warmup(model, tokenizer, train: list[dict], sft: dict, *, seed: int, workdir: str,
+               judge_template: str | None = None):
     """Supervised warm-up with TRL's SFTTrainer (completion-only loss)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -56,6 +77,7 @@ def sft_warmup(model, tokenizer, train: list[dict], sft: dict, *, seed: int, wor
         weight_decay=sft["weight_decay"],
         lr_scheduler_type="cosine",
         completion_only_loss=True,
+        train_sampling_strategy="group_by_length",  # short solutions and long verification rows: less padding
         max_length=model.config.max_position_embeddings,
         logging_steps=max(1, sft["max_steps"] // 20),
         save_strategy="no",
@@ -68,7 +90,9 @@ def sft_warmup(model, tokenizer, train: list[dict], sft: dict, *, seed: int, wor
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(_sft_rows(train)),
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(_sft_rows(
+                             train, verification_fraction=sft.get("verification_fraction", 0.0),
+                             judge_template=judge_template, seed=seed)),
                          processing_class=tokenizer)
     trainer.train()
     return trainer.model
@@ -80,7 +104,8 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
-def make_base(spec: dict, train: list[dict], out: str | Path, *, seed: int, name: str) -> None:
+def make_base(spec: dict, train: list[dict], out: str | Path, *, seed: int, name: str,
+              judge_template: str | None = None) -> None:
     """Write the starting checkpoint (model + tokenizer) for one configured model, atomically."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -90,7 +115,8 @@ def make_base(spec: dict, train: list[dict], out: str | Path, *, seed: int, name
         check_z_c(tokenizer, spec["z_c"], f"models.{name}.z_c")
         model = tiny.build_model(tokenizer, seed=seed, **spec["architecture"])
         with atomic_path(out, is_dir=True) as tmp:
-            model = sft_warmup(model, tokenizer, train, spec["sft"], seed=seed, workdir=str(tmp / "_sft"))
+            model = sft_warmup(model, tokenizer, train, spec["sft"], seed=seed, workdir=str(tmp / "_sft"),
+                               judge_template=judge_template)
             import shutil
             shutil.rmtree(tmp / "_sft", ignore_errors=True)
             tiny.save_pretrained(model, tokenizer, tmp)

@@ -40,13 +40,6 @@ def zc_logprobs_transformers(model, prompt_ids: list[list[int]], response_ids: l
     return out
 
 
-def scoring_settings(config: dict, method: str) -> dict:
-    """beta_v and the c_ref spec a method's solutions are scored with (`base`: the laser section)."""
-    from .train import method_settings
-
-    return dict(config["laser"]) if method == "base" else method_settings(config, method)
-
-
 def add_self_rewarding_scores(records: list[dict], *, beta_v: float, c_ref: float | None,
                               ref_logprobs: list[list[float]] | None = None) -> list[dict]:
     """Set ``self_rewarding_scores`` from each record's ``zc_logprobs`` (in place; returned).

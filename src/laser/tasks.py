@@ -111,3 +111,15 @@ def generate(tiers: list[str], n: int, seed: int, exclude: set[str] = frozenset(
         rec["id"] = f"{'-'.join(tiers)}-{seed}-{len(out)}"
         out.append(rec)
     return out
+
+
+def wrong_answer(answer: str, rng: random.Random) -> str:
+    """A plausible wrong integer answer: off by 1 to 9, or one digit changed."""
+    value = int(answer)
+    if rng.random() < 0.5 or abs(value) < 10:
+        delta = rng.choice([d for d in range(-9, 10) if d])
+        return str(value + delta)
+    digits = list(str(abs(value)))
+    i = rng.randrange(len(digits))
+    digits[i] = rng.choice([d for d in "0123456789" if d != digits[i] and (i or d != "0")])
+    return ("-" if value < 0 else "") + "".join(digits)

@@ -9,11 +9,13 @@ offline unless the user opts in).
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
 from transformers import TrainerCallback
 
+from .config import run_settings
 from .grading import grade
 from .io import InputError, atomic_path, write_text
 
@@ -21,15 +23,10 @@ from .io import InputError, atomic_path, write_text
 RENAME = {"reward": "reward_mean", "completions/mean_length": "completion_length", "loss": "loss"}
 
 
-def method_settings(config: dict, method: str) -> dict:
-    """The LaSeR settings of one method: the `laser` section overridden by the method's keys."""
-    return {**config["laser"], "laser": True, **config["methods"][method]}
-
-
-def check_training_config(config: dict, method: str) -> None:
+def check_training_config(config: dict, model: str, method: str) -> None:
     """Clear errors before training starts (named config keys)."""
     t = config["training"]
-    settings = method_settings(config, method)
+    settings = run_settings(config, model, method)
     if t["prompts_per_step"] * t["num_generations"] % t["gradient_accumulation_steps"]:
         raise InputError(f"config key 'training.gradient_accumulation_steps': {t['gradient_accumulation_steps']} "
                          f"does not divide the step's {t['prompts_per_step'] * t['num_generations']} completions")
@@ -82,8 +79,8 @@ def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_d
     from .model import check_z_c
     from .trainer import LaserConfig, LaserTrainer
 
-    check_training_config(config, method)
-    t, s = config["training"], method_settings(config, method)
+    check_training_config(config, model, method)
+    t, s = config["training"], run_settings(config, model, method)
     tok = AutoTokenizer.from_pretrained(base_dir)
     zc_id = check_z_c(tok, config["models"][model]["z_c"], f"models.{model}.z_c")
     c_ref = resolve_c_ref(s["c_ref"], calibration, model_dir=base_dir, zc_id=zc_id, where=f"models.{model}")
@@ -128,7 +125,9 @@ def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_d
 
 def train(config: dict, *, model: str, method: str, base_dir: str, out_dir: str, run_dir: str,
           train_records: list[dict], calibration: str | None, stop_after: int | None = None) -> None:
-    """Train one method, resuming from the run's last checkpoint if there is one."""
+    """Train one method, resuming from the run's last checkpoint if there is one. Under
+    `accelerate launch` every process runs this; the checkpoint is gathered by all of them
+    (FSDP / ZeRO-3 need that) into a temporary folder that the main process moves into place."""
     from transformers.trainer_utils import get_last_checkpoint
 
     trainer = build_trainer(config, model=model, method=method, base_dir=base_dir, run_dir=run_dir,
@@ -138,9 +137,88 @@ def train(config: dict, *, model: str, method: str, base_dir: str, out_dir: str,
     out = trainer.args.output_dir
     last = get_last_checkpoint(out) if Path(out).is_dir() else None
     trainer.train(resume_from_checkpoint=last)
-    with atomic_path(out_dir, is_dir=True) as tmp:
-        trainer.save_model(str(tmp))
-        trainer.processing_class.save_pretrained(str(tmp))
+    out_dir = Path(out_dir)
+    saving = out_dir.with_name(f".{out_dir.name}.saving")
+    if trainer.is_world_process_zero():
+        shutil.rmtree(saving, ignore_errors=True)  # left by a killed job
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(saving))
+    trainer.accelerator.wait_for_everyone()
+    if trainer.is_world_process_zero():
+        trainer.processing_class.save_pretrained(str(saving))
+        with atomic_path(out_dir, is_dir=True) as tmp:
+            tmp.rmdir()
+            saving.rename(tmp)
+    trainer.accelerator.wait_for_everyone()
+
+
+# ---------------------------------------------------------------- multi-process launch
+
+def launch_command(config: dict, spec_path: str, *, cuda: bool) -> list[str] | None:
+    """The `accelerate launch` command that runs this training job on several processes or
+    machines (training.launcher), or None to train in this process (one process, no
+    accelerate config). Multi-node jobs are started with one `srun` task per node inside the
+    SLURM allocation; each task finds its rank and the main node from SLURM's variables."""
+    la = config["training"]["launcher"]
+    if la["num_processes"] == 1 and la["num_machines"] == 1 and not la["accelerate_config"]:
+        return None
+    cmd = ["accelerate", "launch", "--num_processes", str(la["num_processes"] * la["num_machines"]),
+           "--num_machines", str(la["num_machines"]), "--main_process_port", str(la["main_process_port"])]
+    if la["accelerate_config"]:
+        cmd += ["--config_file", la["accelerate_config"]]
+    if not cuda:
+        cmd += ["--cpu"]
+    tail = ["-m", "laser.train", "--spec", spec_path]
+    if la["num_machines"] == 1:
+        return cmd + tail
+    import shlex
+
+    inner = " ".join(map(shlex.quote, cmd)) + (
+        ' --machine_rank "$SLURM_NODEID"'
+        ' --main_process_ip "$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)" '
+    ) + " ".join(map(shlex.quote, tail))
+    return ["srun", "--nodes", str(la["num_machines"]), "--ntasks-per-node", "1", "bash", "-c", inner]
+
+
+def run(config: dict, *, model: str, method: str, base_dir: str, out_dir: str, run_dir: str, train_path: str,
+        calibration: str | None) -> None:
+    """Train in this process, or through `accelerate launch` when the launcher asks for more."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from .io import read_jsonl, write_json
+
+    check_training_config(config, model, method)  # before any process starts
+    spec = {"config": config, "model": model, "method": method, "base_dir": base_dir, "out_dir": out_dir,
+            "run_dir": run_dir, "train_path": train_path, "calibration": calibration}
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    spec_path = str(Path(run_dir) / "launch_spec.json")
+    cmd = launch_command(config, spec_path, cuda=torch.cuda.is_available())
+    if cmd is None:
+        train(config, model=model, method=method, base_dir=base_dir, out_dir=out_dir, run_dir=run_dir,
+              train_records=read_jsonl(train_path), calibration=calibration)
+        return
+    write_json(spec_path, spec)
+    print("launching:", " ".join(cmd), flush=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                         os.environ.get("PYTHONPATH", "")])}
+    subprocess.run(cmd, check=True, env=env, stdout=sys.stdout, stderr=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of each process started by `accelerate launch` (see `run`)."""
+    import argparse
+
+    from .io import read_json, read_jsonl
+
+    ap = argparse.ArgumentParser(prog="python -m laser.train")
+    ap.add_argument("--spec", required=True, help="launch_spec.json written by laser.train.run")
+    spec = read_json(ap.parse_args(argv).spec)
+    train(spec["config"], model=spec["model"], method=spec["method"], base_dir=spec["base_dir"],
+          out_dir=spec["out_dir"], run_dir=spec["run_dir"], train_records=read_jsonl(spec["train_path"]),
+          calibration=spec["calibration"])
 
 
 class _StopAfter(TrainerCallback):
@@ -150,3 +228,7 @@ class _StopAfter(TrainerCallback):
     def on_step_end(self, args, state, control, **kw):
         if state.global_step >= self.steps:
             raise KeyboardInterrupt(f"simulated kill after step {state.global_step}")
+
+
+if __name__ == "__main__":
+    main()

@@ -2,9 +2,8 @@
 
 
 def c_ref_source(wc):
-    """Where a method's c_ref comes from (`base` is scored with the laser section's settings)."""
-    settings = config["laser"] if wc.method == "base" else {**config["laser"], **config["methods"][wc.method]}
-    return settings["c_ref"]["source"]
+    """Where a run's c_ref comes from (`base` is scored with the laser and model settings)."""
+    return laser.config.run_settings(config, wc.model, wc.method)["c_ref"]["source"]
 
 
 def calibration_input(wc):

@@ -10,4 +10,4 @@ from laser.model import make_base
 
 name = snakemake.wildcards.model
 make_base(config["models"][name], read_jsonl(snakemake.input.train), snakemake.output[0],
-          seed=config["seed"], name=name)
+          seed=config["seed"], name=name, judge_template=config["judge"]["template"])

@@ -12,14 +12,15 @@ if __name__ == "__main__":
     from laser.generation import generate, load_tokenizer, metadata
     from laser.io import read_jsonl, write_json, write_jsonl
     from laser.model import check_z_c
-    from laser.scoring import add_self_rewarding_scores, score_file_records, scoring_settings
+    from laser.config import run_settings
+    from laser.scoring import add_self_rewarding_scores, score_file_records
 
     model, method = snakemake.wildcards.model, snakemake.wildcards.method
     base_dir = f"results/models/{model}/base"
     tok = load_tokenizer(snakemake.input.model)
     z_c = config["models"][model]["z_c"]
     zc_id = check_z_c(tok, z_c, f"models.{model}.z_c")
-    settings = scoring_settings(config, method)
+    settings = run_settings(config, model, method)
     c_ref = resolve_c_ref(settings["c_ref"], snakemake.input.calibration or None, model_dir=base_dir,
                           zc_id=zc_id, where=f"method {method}")
 
