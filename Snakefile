@@ -36,6 +36,8 @@ MODELS = list(config["models"])
 BENCHMARKS = list(config["benchmarks"])
 METHODS_TRAINED = list(config["methods"])
 METHODS = ["base", *METHODS_TRAINED]
+LAUNCH = config["training"]["launcher"]
+TP = config["generation"]["tensor_parallel_size"]
 
 
 include: "workflow/rules/common.smk"

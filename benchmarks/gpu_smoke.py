@@ -1,9 +1,11 @@
 """GPU smoke run of the embedded default's stages on one CUDA GPU, with no network: the tiny
 model is built and warmed up locally, c_ref calibrated, GRPO and LaSeR trained for a few steps,
-and each checkpoint generates on the held-out sets with the transformers backend. It calls the
-same package functions as the Snakemake rules (so it runs where snakemake is not installed).
+each checkpoint generates on the held-out sets with the transformers backend and scores every
+solution by one decoding step on the KV cache (checked against a full re-prefill), the prompted
+judge runs, and the tables and figures are written. It calls the same package functions as the
+Snakemake rules (so it runs where snakemake is not installed).
 
-    python benchmarks/gpu_smoke.py OUT_DIR [--sft-steps 1000] [--rl-steps 12]
+    python benchmarks/gpu_smoke.py OUT_DIR [--sft-steps 1000] [--rl-steps 12] [--cpu]
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ def main() -> None:
     ap.add_argument("out")
     ap.add_argument("--sft-steps", type=int, default=1000)
     ap.add_argument("--rl-steps", type=int, default=12)
+    ap.add_argument("--cpu", action="store_true", help="allow a CPU run (to check this script before a GPU session)")
     args = ap.parse_args()
 
     import torch
@@ -36,20 +39,21 @@ def main() -> None:
     from laser.model import make_base
     from laser.train import train
 
-    assert torch.cuda.is_available(), "no CUDA device"
+    assert torch.cuda.is_available() or args.cpu, "no CUDA device (use --cpu to check the script on a CPU)"
     out = Path(args.out)
     config = load(ROOT / "config" / "config.yaml")
     config["models"]["tiny"]["sft"]["max_steps"] = args.sft_steps
     config["generation"].update(backend="transformers", batch_size=256)
     config["training"].update(max_steps=args.rl_steps, save_steps=10**6)
     config["laser"].update(warmup_reasoning_steps=2, warmup_sr_steps=4)
-    report = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__}
+    report = {"device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", "torch": torch.__version__}
     t0 = time.time()
 
     train_recs, benches = prepare_all(config)
     base = out / "models" / "tiny" / "base"
     t = time.time()
-    make_base(config["models"]["tiny"], train_recs, base, seed=config["seed"], name="tiny")
+    make_base(config["models"]["tiny"], train_recs, base, seed=config["seed"], name="tiny",
+              judge_template=config["judge"]["template"])
     report["sft_seconds"] = round(time.time() - t, 1)
 
     t = time.time()
@@ -73,12 +77,44 @@ def main() -> None:
         df = pd.read_csv(run / "metrics.csv")
         report[f"train_{method}_last"] = df.iloc[-1][["step", "reward_mean", "sr_mse", "sv_f1", "step_time"]].to_dict()
 
+    from laser.analysis import Run, all_tables
+    from laser.figures import all_figures
+    from laser.generation import load_tokenizer
+    from laser.io import write_jsonl
+    from laser.judge import judge
+    from laser.scoring import add_self_rewarding_scores
+    from laser.tables import write_table
+
+    zc_id = load_tokenizer(str(base)).convert_tokens_to_ids(config["models"]["tiny"]["z_c"])
+    jobs = {k: (v, b["n_samples"]) for (k, v), b in zip(benches.items(), config["benchmarks"].values())}
+    runs = []
     for method, path in models.items():
         t = time.time()
-        gens = generate(path, {k: (v, b["n_samples"]) for (k, v), b in
-                               zip(benches.items(), config["benchmarks"].values())}, config["generation"])
+        gens = generate(path, jobs, config["generation"], zc_id=zc_id, route="onetoken")
+        report[f"generate_and_score_{method}_seconds"] = round(time.time() - t, 1)
+        t = time.time()
+        again = generate(path, jobs, config["generation"], zc_id=zc_id, route="reprefill")
+        report[f"generate_reprefill_{method}_seconds"] = round(time.time() - t, 1)
+        report[f"onetoken_vs_reprefill_max_abs_diff_{method}"] = max(
+            abs(a - b) for k in gens for r, q in zip(gens[k], again[k]) for a, b in zip(r["zc_logprobs"], q["zc_logprobs"]))
+        t = time.time()
+        for bench, recs in gens.items():
+            add_self_rewarding_scores(recs, beta_v=config["laser"]["beta_v"], c_ref=cal["c_ref_mean"])
+            write_jsonl(out / "generations" / method / f"{bench}.jsonl", recs)
+            judged = judge(path, recs, config["generation"], config["judge"])
+            runs.append(Run("tiny", method, bench, recs, {"last_token": [r["self_rewarding_scores"] for r in recs],
+                                                          "generative": [j["judge_scores"] for j in judged]}))
+        report[f"judge_{method}_seconds"] = round(time.time() - t, 1)
         report[f"accuracy_{method}"] = {k: round(accuracy(v), 4) for k, v in gens.items()}
-        report[f"generate_{method}_seconds"] = round(time.time() - t, 1)
+    tables = all_tables(runs, [out / "calibration.json"])
+    for name, df in tables.items():
+        write_table(df, out / "tables" / f"{name}.csv")
+    import pandas as pd
+
+    curves = {("tiny", m): pd.read_csv(out / "train" / m / "metrics.csv") for m in ("grpo", "laser")}
+    all_figures(runs, tables["scaling"], tables["reliability"], curves, out / "figures")
+    avg = tables["main"][tables["main"]["benchmark"] == "average"]
+    report["main_average"] = avg[["method", "judge", "accuracy", "f1_filtered"]].to_dict("records")
     report["total_seconds"] = round(time.time() - t0, 1)
     write_json(out / "gpu_smoke.json", report)
     print(json.dumps(report, indent=2, default=str))

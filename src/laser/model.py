@@ -30,56 +30,48 @@ def check_z_c(tokenizer, z_c: str, where: str) -> int:
     return zid
 
 
-def _sft_rows(train: list[dict], *, verification_fraction: float = 0.0, judge_template: str | None = None,
-              seed: int = 0) -> list[dict]:
-    """Prompt/completion rows for the SFT warm-up: every problem with its reference solution,
-    plus, for a seeded `verification_fraction` of them, a verification example under the
-    generative judge's template: the reference solution -> ``\\boxed{correct}``, or the same
-    solution with a wrong boxed answer -> ``\\boxed{incorrect}`` (half each). It gives the tiny
-    base model some prompted self-verification, as real base models have."""
-    import random
-
-    from .judge import judge_prompt
-
+def _sft_rows(train: list[dict]) -> list[dict]:
     rows = []
     for rec in train:
         if not rec.get("solution"):
             raise InputError(f"train record {rec['id']}: SFT warm-up needs a reference 'solution'")
         rows.append({"prompt": rec["messages"],
                      "completion": [{"role": "assistant", "content": rec["solution"]}]})
-    if verification_fraction:
-        rng = random.Random(seed)
-        for rec in rng.sample(train, round(verification_fraction * len(train))):
-            solution, verdict = rec["solution"], "correct"
-            if rng.random() < 0.5:
-                wrong = tasks.wrong_answer(rec["answer"], rng)
-                solution, verdict = solution.replace(f"\\boxed{{{rec['answer']}}}", f"\\boxed{{{wrong}}}"), "incorrect"
-            rows.append({"prompt": [{"role": "user", "content": judge_prompt(judge_template, rec["problem"], solution)}],
-                         "completion": [{"role": "assistant", "content": f"\\boxed{{{verdict}}}"}]})
-        random.Random(seed).shuffle(rows)
     return rows
 
 
-def sft_warmup(model, tokenizer, train: list[dict], sft: dict, *, seed: int, workdir: str,
-               judge_template: str | None = None):
-    """Supervised warm-up with TRL's SFTTrainer (completion-only loss)."""
-    from datasets import Dataset
-    from trl import SFTConfig, SFTTrainer
+def _verification_rows(train: list[dict], template: str, n: int, rng) -> list[dict]:
+    """`n` verification examples under the generative judge's template: a problem with its
+    reference solution -> ``\\boxed{correct}``, or with a wrong boxed answer ->
+    ``\\boxed{incorrect}`` (half each)."""
+    from .judge import judge_prompt
 
-    if sft["max_steps"] == 0:
-        return model
-    args = SFTConfig(
+    rows = []
+    for rec in rng.choices(train, k=n):
+        solution, verdict = rec["solution"], "correct"
+        if rng.random() < 0.5:
+            wrong = tasks.wrong_answer(rec["answer"], rng)
+            solution, verdict = solution.replace(f"\\boxed{{{rec['answer']}}}", f"\\boxed{{{wrong}}}"), "incorrect"
+        rows.append({"prompt": [{"role": "user", "content": judge_prompt(template, rec["problem"], solution)}],
+                     "completion": [{"role": "assistant", "content": f"\\boxed{{{verdict}}}"}]})
+    return rows
+
+
+def _sft_args(sft: dict, workdir: str, max_steps: int, learning_rate: float, warmup_steps: int, seed: int,
+              max_length: int):
+    from trl import SFTConfig
+
+    return SFTConfig(
         output_dir=workdir,
-        max_steps=sft["max_steps"],
+        max_steps=max_steps,
         per_device_train_batch_size=sft["batch_size"],
-        learning_rate=sft["learning_rate"],
-        warmup_steps=sft["warmup_steps"],
+        learning_rate=learning_rate,
+        warmup_steps=warmup_steps,
         weight_decay=sft["weight_decay"],
         lr_scheduler_type="cosine",
         completion_only_loss=True,
-        train_sampling_strategy="group_by_length",  # short solutions and long verification rows: less padding
-        max_length=model.config.max_position_embeddings,
-        logging_steps=max(1, sft["max_steps"] // 20),
+        max_length=max_length,
+        logging_steps=max(1, max_steps // 20),
         save_strategy="no",
         report_to=[],
         seed=seed,
@@ -90,12 +82,40 @@ def sft_warmup(model, tokenizer, train: list[dict], sft: dict, *, seed: int, wor
         dataloader_num_workers=0,
         disable_tqdm=False,
     )
-    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(_sft_rows(
-                             train, verification_fraction=sft.get("verification_fraction", 0.0),
-                             judge_template=judge_template, seed=seed)),
+
+
+def sft_warmup(model, tokenizer, train: list[dict], sft: dict, *, seed: int, workdir: str,
+               judge_template: str | None = None):
+    """Supervised warm-up with TRL's SFTTrainer (completion-only loss) on the reference solutions,
+    then, with `verification_steps`, a short second phase mixing verification examples under
+    the judge's template with solutions, so the tiny base model has some prompted
+    self-verification (as real base models have) without weakening its arithmetic."""
+    import random
+
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    if sft["max_steps"] == 0:
+        return model
+    length = model.config.max_position_embeddings
+    args = _sft_args(sft, workdir, sft["max_steps"], sft["learning_rate"], sft["warmup_steps"], seed, length)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(_sft_rows(train)),
                          processing_class=tokenizer)
     trainer.train()
-    return trainer.model
+    model = trainer.model
+    steps = sft.get("verification_steps", 0)
+    if steps:
+        if not judge_template:
+            raise InputError("sft.verification_steps needs the judge template (config key 'judge.template')")
+        rng = random.Random(seed)
+        half = steps * sft["batch_size"] // 2
+        rows = _verification_rows(train, judge_template, half, rng) + rng.sample(_sft_rows(train), min(half, len(train)))
+        rng.shuffle(rows)
+        args = _sft_args(sft, workdir, steps, sft["learning_rate"] / 3, 0, seed, length)
+        trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
+        trainer.train()
+        model = trainer.model
+    return model
 
 
 def _cuda() -> bool:

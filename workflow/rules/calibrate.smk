@@ -10,6 +10,8 @@ rule calibrate:
     log:
         "logs/calibrate/{model}.log",
     threads: workflow.cores
+    resources:
+        gpu=1,
     conda:
         "../envs/vllm.yaml"
     script:

@@ -16,6 +16,8 @@ rule generate:
     log:
         "logs/generate/{model}/{method}.log",
     threads: workflow.cores
+    resources:
+        gpu=TP,
     conda:
         "../envs/vllm.yaml"
     script:
@@ -33,6 +35,8 @@ rule judge:
     log:
         "logs/judge/{model}/{method}.log",
     threads: workflow.cores
+    resources:
+        gpu=TP,
     conda:
         "../envs/vllm.yaml"
     script:

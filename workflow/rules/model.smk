@@ -10,6 +10,8 @@ rule base_model:
     log:
         "logs/base_model/{model}.log",
     threads: workflow.cores
+    resources:
+        gpu=1,
     conda:
         "../envs/train.yaml"
     script:

@@ -14,6 +14,9 @@ rule train:
     wildcard_constraints:
         method="|".join(METHODS_TRAINED),
     threads: workflow.cores
+    resources:
+        gpu=LAUNCH["num_processes"] * LAUNCH["num_machines"],
+        nodes=LAUNCH["num_machines"],
     conda:
         "../envs/train.yaml"
     script:
