@@ -1,7 +1,7 @@
 """The workflow on a real (single-node, throw-away) SLURM cluster through profiles/slurm.
 
 tests/slurm/start_cluster.sh starts munged, slurmctld and slurmd from a generated config in a
-temporary directory (one node: this machine, one fake GPU); the fixture stops them by PID.
+temporary directory (one node: this machine, two fake GPUs); the fixture stops them by PID.
 The jobs run with the profile's own settings (executor, retries, keep-going, per-rule GPU
 requests, local aggregation rules), scaled to the node (memory, CPUs) and with the status
 query the test cluster supports (`squeue`: it has no slurmdbd, so no `sacct`).
@@ -82,14 +82,16 @@ def test_profile_asks_for_gpus_and_resources_for_every_cluster_rule():
 
 
 def _test_profile(tmp_path) -> Path:
-    """profiles/slurm with requests that fit the 2-core test node and its status command."""
+    """profiles/slurm with requests that fit the test node (2 cores, 2 fake GPUs) and the
+    status command it supports."""
     profile = yaml.safe_load(PROFILE.read_text())
     for rule, res in profile["set-resources"].items():
-        gpu = bool(res.get("gpu"))
         res["mem_mb"] = 2000
-        profile["set-threads"][rule] = 2 if gpu else 1
-        if gpu:
-            res["cpus_per_gpu"] = 2  # the node's 2 cores: with one GPU, one heavy job at a time
+        # base_model (SFT) runs alone and gets both cores; the other GPU jobs run in pairs.
+        cpus = 2 if rule == "base_model" else 1
+        profile["set-threads"][rule] = cpus
+        if res.get("gpu"):
+            res["cpus_per_gpu"] = cpus
     profile.update({
         "slurm-status-command": "squeue",  # no slurmdbd, so no sacct
         "slurm-init-seconds-before-status-checks": 5,

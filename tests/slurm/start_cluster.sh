@@ -8,16 +8,16 @@
 #   bash tests/slurm/stop_cluster.sh DIR      # stops exactly the daemons started here
 #
 # The node is this machine (`hostname -s`) with its CPUs and memory, in partition `test`
-# (default; DefMemPerCPU so a job without --mem does not take the whole node) with one fake
-# GPU: GRES gpu:1 whose `File=` is a character device made with mknod (GRES files must be
-# character devices; it is /dev/null's 1:3). No slurmdbd, so `sacct` does not work: use
+# (default; DefMemPerCPU so a job without --mem does not take the whole node) with two fake
+# GPUs (SLURM_TEST_GPUS): GRES gpu:2 whose `File=`s are character devices made with mknod
+# (GRES files must be character devices; these are /dev/null's 1:3). No slurmdbd, so `sacct` does not work: use
 # `squeue` for job status (MinJobAge=300 keeps finished jobs visible to it for 5 minutes).
 set -euo pipefail
 
 DIR=${1:?usage: start_cluster.sh DIR}
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
-NGPUS=${SLURM_TEST_GPUS:-1}
+NGPUS=${SLURM_TEST_GPUS:-2}  # fake GPUs on the node
 
 for exe in munged slurmctld slurmd sbatch squeue scontrol; do
   command -v "$exe" >/dev/null || {
