@@ -103,23 +103,47 @@ def _test_profile(tmp_path) -> Path:
     return out
 
 
-def _run(env, tmp_path, snakefile, workdir, *args, timeout):
-    """snakemake as README's cluster command, with the test partition."""
+def _command(tmp_path, snakefile, workdir, *args, partition=True):
+    """snakemake as README's cluster command, with the test partition (or, partition=False,
+    the profile's empty partition and account: the cluster's default partition, no account)."""
     workdir.mkdir()
-    cmd = [SNAKEMAKE, "-s", str(snakefile), "-d", str(workdir),
-           "--workflow-profile", str(_test_profile(tmp_path)),
-           "--default-resources", f"slurm_partition={PARTITION}", *args]
-    res = subprocess.run(cmd, capture_output=True, text=True, cwd=workdir, env=env, timeout=timeout)
-    return res, res.stdout + res.stderr
+    return [SNAKEMAKE, "-s", str(snakefile), "-d", str(workdir),
+            "--workflow-profile", str(_test_profile(tmp_path)),
+            *(["--default-resources", f"slurm_partition={PARTITION}"] if partition else []), *args]
+
+
+@pytest.fixture(scope="module")
+def workflow_run(cluster, tmp_path_factory):
+    """The whole DAG on tests/slurm/config.yaml, started in the background so that the
+    retry test's jobs run on the cluster meanwhile: (process, workdir, output file)."""
+    tmp = tmp_path_factory.mktemp("workflow")
+    wd, log = tmp / "run", tmp / "snakemake.out"
+    cmd = _command(tmp, ROOT / "Snakefile", wd, "--configfile", str(SLURM / "config.yaml"))
+    with open(log, "w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=wd,
+                                env=cluster)
+    try:
+        yield proc, wd, log
+    finally:
+        if proc.poll() is None:  # e.g. only the retry test was selected
+            proc.terminate()  # snakemake cancels its SLURM jobs
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def _slurm_logs(workdir, rule):
     return sorted((workdir / ".snakemake" / "slurm_logs" / f"rule_{rule}").rglob("*.log"))
 
 
-def test_retry_then_success_and_permanent_failure_names_its_log(cluster, tmp_path):
+def test_retry_then_success_and_permanent_failure_names_its_log(cluster, workflow_run, tmp_path):
+    # (workflow_run: the whole DAG is already running on the cluster beside this test's jobs)
     wd = tmp_path / "run"
-    res, out = _run(cluster, tmp_path, SLURM / "Snakefile", wd, timeout=400)
+    cmd = _command(tmp_path, SLURM / "Snakefile", wd, partition=False)
+    res = subprocess.run(cmd, capture_output=True, text=True, cwd=wd, env=cluster, timeout=600)
+    out = res.stdout + res.stderr
     # `flaky` fails in its first SLURM job and succeeds in the resubmitted one.
     assert (wd / "flaky.txt").read_text().startswith("attempt 2 job "), out[-3000:]
     assert len(_slurm_logs(wd, "flaky")) == 2
@@ -134,11 +158,11 @@ def test_retry_then_success_and_permanent_failure_names_its_log(cluster, tmp_pat
     assert "fails for good" in logs[-1].read_text()
 
 
-def test_workflow_runs_through_slurm(cluster, tmp_path):
-    wd = tmp_path / "run"
-    res, out = _run(cluster, tmp_path, ROOT / "Snakefile", wd,
-                    "--configfile", str(SLURM / "config.yaml"), timeout=900)
-    assert res.returncode == 0, out[-6000:]
+def test_workflow_runs_through_slurm(workflow_run):
+    proc, wd, log = workflow_run
+    returncode = proc.wait(timeout=1200)
+    out = log.read_text()
+    assert returncode == 0, out[-6000:]
 
     config = yaml.safe_load((SLURM / "config.yaml").read_text())
     benchmarks, methods = list(config["benchmarks"]), list(config["methods"])
