@@ -135,7 +135,9 @@ def workflow_run(cluster, tmp_path_factory):
 
 
 def _slurm_logs(workdir, rule):
-    return sorted((workdir / ".snakemake" / "slurm_logs" / f"rule_{rule}").rglob("*.log"))
+    """The SLURM logs of a rule's jobs (<wildcards>/<jobid>.log), in submission order."""
+    logs = (workdir / ".snakemake" / "slurm_logs" / f"rule_{rule}").rglob("*.log")
+    return sorted(logs, key=lambda p: (str(p.parent), int(p.stem)))
 
 
 def test_retry_then_success_and_permanent_failure_names_its_log(cluster, workflow_run, tmp_path):
