@@ -1,6 +1,12 @@
 # Shared helpers for the rules.
 
 
+# Small aggregation rules run on the submit host, never as cluster jobs (--executor slurm).
+localrules:
+    tables,
+    figures,
+
+
 def c_ref_source(wc):
     """Where a run's c_ref comes from (`base` is scored with the laser and model settings)."""
     return laser.config.run_settings(config, wc.model, wc.method)["c_ref"]["source"]
