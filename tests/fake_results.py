@@ -1,7 +1,6 @@
 """A small results/ tree in the output contract's layout, written with the package's own
 functions (what the tables and figures rules run), for tests that need results on disk."""
 
-import json
 import random
 from pathlib import Path
 

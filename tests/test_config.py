@@ -1,6 +1,3 @@
-import copy
-from pathlib import Path
-
 import pytest
 import yaml
 

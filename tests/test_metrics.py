@@ -126,3 +126,15 @@ def test_scaling_random_subsets_are_seeded():
     assert a == metrics.scaling_curve([r], [s], n_subsets=5, seed=1)
     assert [p["k"] for p in a] == [1, 2, 4, 8, 16] and a[2]["n_subsets"] == 5
     assert metrics.scaling_ks(6) == [1, 2, 4, 6] and metrics.scaling_ks(1) == [1]
+
+
+def test_auroc_within_problems_ignores_difficulty():
+    # problem a: every solution scores high, problem b low; within each, the correct one is lower
+    a, sa = rec(["1", "2"], [True, False], [0.80, 0.90])
+    b, sb = rec(["1", "2"], [True, False], [0.10, 0.20])
+    assert metrics.auroc_within([a, b], [sa, sb]) == 0.0
+    assert metrics.auroc([0.8, 0.9, 0.1, 0.2], [True, False, True, False]) == 0.25  # pooled: 1 of 4 pairs
+    c, sc = rec(["1", "2", None], [True, False, False], [0.5, 0.5, 0.9])  # tie; unboxed ignored
+    assert metrics.auroc_within([c], [sc]) == 0.5
+    d, sd = rec(["1", "1"], [True, True], [0.3, 0.6])  # no incorrect solution: no pair
+    assert math.isnan(metrics.auroc_within([d], [sd]))

@@ -1,7 +1,6 @@
 """The Snakemake workflow itself: dry runs plan the DAG; bad config fails before any job."""
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path

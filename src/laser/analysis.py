@@ -104,7 +104,7 @@ def calibration_length_table(runs: list[Run], n_bins: int = 10) -> pd.DataFrame:
     rows = [{"model": run.model, "method": run.method, "benchmark": run.benchmark, "judge": judge,
              **metrics.calibration_row(run.records, scores, n_bins)}
             for run in runs for judge, scores in run.judges.items()]
-    return pd.DataFrame(rows, columns=KEYS + ["n_scored", "ece", "auroc", "spearman_length",
+    return pd.DataFrame(rows, columns=KEYS + ["n_scored", "ece", "auroc", "auroc_within", "spearman_length",
                                               "mean_score_correct", "mean_score_incorrect"])
 
 

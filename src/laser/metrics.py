@@ -116,12 +116,27 @@ def spearman(x, y) -> float:
     return float(spearmanr(x, y).statistic)
 
 
+def auroc_within(records: list[dict], scores: list[list[float]]) -> float:
+    """AUROC over pairs (correct, incorrect) of boxed solutions *of the same problem*: whether the
+    score ranks solutions of one problem (what voting needs), not problem difficulty."""
+    pairs = wins = 0.0
+    for rec, sc in zip(records, scores):
+        rows = [(s, c) for s, c, b, _ in flat([rec], [sc]) if b]
+        for x, _ in (r for r in rows if r[1]):
+            for y, _ in (r for r in rows if not r[1]):
+                pairs += 1
+                wins += 1.0 if x > y else 0.5 if x == y else 0.0
+    return wins / pairs if pairs else NAN
+
+
 def calibration_row(records: list[dict], scores: list[list[float]], n_bins: int = 10) -> dict:
-    """ECE of clip(score, 0, 1), AUROC, Spearman(score, length) over the scored (boxed) responses."""
+    """ECE of clip(score, 0, 1), AUROC (pooled and within problems), Spearman(score, length)
+    over the scored (boxed) responses."""
     rows = [(s, c, n) for s, c, b, n in flat(records, scores) if b]
     probs = [min(max(s, 0.0), 1.0) for s, _, _ in rows]
     correct = [c for _, c, _ in rows]
     return {"n_scored": len(rows), "ece": ece(probs, correct, n_bins), "auroc": auroc([s for s, *_ in rows], correct),
+            "auroc_within": auroc_within(records, scores),
             "spearman_length": spearman([s for s, *_ in rows], [n for *_, n in rows]),
             "mean_score_correct": _mean(s for s, c, _ in rows if c),
             "mean_score_incorrect": _mean(s for s, c, _ in rows if not c)}
