@@ -72,7 +72,7 @@ def main() -> None:
 def _vllm(path, tok, prompt_ids, zc, cfg, args):
     from laser.generation import close_engine, vllm_engine, vllm_sample, vllm_zc_logprobs
 
-    llm = vllm_engine(path, cfg, max(map(len, prompt_ids)) + max(args.lengths) + 2)
+    llm = vllm_engine(path, cfg, max(map(len, prompt_ids)) + max(args.lengths) + 3)
     lines = []
     try:
         vllm_sample(llm, tok, prompt_ids[:4], [1] * 4, {**cfg, "max_tokens": 8})  # warm-up

@@ -123,7 +123,7 @@ def _bar(desc: str):
 
 
 def _vllm(model_dir, tok, prompt_ids, ns, cfg, zc_id, route):
-    llm = vllm_engine(model_dir, cfg, max(map(len, prompt_ids)) + cfg["max_tokens"] + 2)
+    llm = vllm_engine(model_dir, cfg, max(map(len, prompt_ids)) + cfg["max_tokens"] + 3)  # + EOS, z_c and the one generated token
     try:
         result = vllm_sample(llm, tok, prompt_ids, ns, cfg)
         if zc_id is not None:

@@ -104,7 +104,7 @@ def score_file_records(records: list[dict], model_dir: str, *, z_c: str, backend
     if not prompts:
         logps = []
     elif backend == "vllm":
-        llm = vllm_engine(model_dir, cfg, max(len(p) + len(r) for p, r in zip(prompts, responses)) + 2,
+        llm = vllm_engine(model_dir, cfg, max(len(p) + len(r) for p, r in zip(prompts, responses)) + 3,
                           prefix_caching=route == "onetoken")
         try:
             logps = vllm_zc_logprobs(llm, prompts, responses, eos_id=tok.eos_token_id, zc_id=zc_id, route=route)
