@@ -5,7 +5,7 @@ solution by one decoding step on the KV cache (checked against a full re-prefill
 judge runs, and the tables and figures are written. It calls the same package functions as the
 Snakemake rules (so it runs where snakemake is not installed).
 
-    python benchmarks/gpu_smoke.py OUT_DIR [--sft-steps 1000] [--rl-steps 12] [--cpu]
+    python benchmarks/gpu_smoke.py OUT_DIR [--sft-steps 1000] [--rl-steps 12] [--verification-steps 150] [--cpu]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ def main() -> None:
     ap.add_argument("out")
     ap.add_argument("--sft-steps", type=int, default=1000)
     ap.add_argument("--rl-steps", type=int, default=12)
+    ap.add_argument("--verification-steps", type=int, default=150, help="second SFT phase (judge format)")
     ap.add_argument("--cpu", action="store_true", help="allow a CPU run (to check this script before a GPU session)")
     args = ap.parse_args()
 
@@ -42,10 +43,11 @@ def main() -> None:
     assert torch.cuda.is_available() or args.cpu, "no CUDA device (use --cpu to check the script on a CPU)"
     out = Path(args.out)
     config = load(ROOT / "config" / "config.yaml")
-    config["models"]["tiny"]["sft"]["max_steps"] = args.sft_steps
+    config["models"]["tiny"]["sft"].update(max_steps=args.sft_steps, verification_steps=args.verification_steps)
     config["generation"].update(backend="transformers", batch_size=256)
     config["training"].update(max_steps=args.rl_steps, save_steps=10**6)
-    config["laser"].update(warmup_reasoning_steps=2, warmup_sr_steps=4)
+    # warm-ups scaled to the run (2 and 4 for the default 12 steps), so every stage is reached
+    config["laser"].update(warmup_reasoning_steps=max(1, args.rl_steps // 6), warmup_sr_steps=max(1, args.rl_steps // 3))
     report = {"device": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu", "torch": torch.__version__}
     t0 = time.time()
 
