@@ -125,3 +125,19 @@ def test_laser_score_bad_input_names_file_and_line(tmp_path, capsys, tiny_checkp
                "--z-c", "<|not_a_token|>", "--c-ref", "-9", "--backend", "transformers"])
     assert rc == 2
     assert "not a token of the tokenizer" in capsys.readouterr().err
+
+
+def test_laser_score_takes_c_ref_from_a_calibration_file_for_its_z_c(tmp_path, capsys, tiny_checkpoint):
+    src = tmp_path / "g.jsonl"
+    src.write_text('{"problem": "p", "answer": "2", "responses": ["\\\\boxed{2}"]}\n')
+    cal = tmp_path / "cal.json"
+    args = ["--model", str(tiny_checkpoint), "--input", str(src), "--z-c", ZC, "--backend", "transformers",
+            "--dtype", "float32"]
+    cal.write_text(json.dumps({"token": "<|other|>", "c_ref_mean": -9.0}))
+    assert main([*args, "--output", str(tmp_path / "o.jsonl"), "--calibration", str(cal)]) == 2
+    assert f"{cal}: calibrated for z_c '<|other|>', not --z-c '{ZC}'" in capsys.readouterr().err
+    cal.write_text(json.dumps({"token": ZC, "token_id": 3, "c_ref_mean": -9.0, "c_ref_std": 1.0}))
+    assert main([*args, "--output", str(tmp_path / "a.jsonl"), "--calibration", str(cal)]) == 0
+    assert main([*args, "--output", str(tmp_path / "b.jsonl"), "--c-ref", "-9.0"]) == 0
+    a, b = (json.loads((tmp_path / f"{x}.jsonl").read_text()) for x in "ab")
+    assert a["self_rewarding_scores"] == b["self_rewarding_scores"] != [0.0]

@@ -16,10 +16,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
 from conftest import ROOT
+from tiny_verifiers import save_verifier
 
 pytestmark = pytest.mark.slow
 
@@ -28,7 +30,7 @@ SLURM = ROOT / "tests" / "slurm"
 PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 PARTITION = "test"  # the test cluster's partition (start_cluster.sh)
 
-GPU_RULES = {"base_model", "calibrate", "train", "generate", "judge"}
+GPU_RULES = {"base_model", "calibrate", "train", "generate", "judge", "verify"}
 LOCAL_RULES = {"tables", "figures"}  # localrules in workflow/rules/common.smk
 
 
@@ -123,6 +125,9 @@ def workflow_run(cluster, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("workflow")
     wd, log = tmp / "run", tmp / "snakemake.out"
     cmd = _command(tmp, ROOT / "Snakefile", wd, "--configfile", str(SLURM / "config.yaml"))
+    from transformers import Qwen2ForSequenceClassification
+
+    save_verifier(Qwen2ForSequenceClassification, wd / "verifier_orm", 1)  # the config's `verifiers.orm`
     with open(log, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True, cwd=wd,
                                 env=cluster)
@@ -180,12 +185,13 @@ def test_workflow_runs_through_slurm(workflow_run):
     expected += [f"results/train/tiny/{m}/metrics.csv" for m in methods]
     expected += [f"results/generations/tiny/{m}/{f}" for m in ["base", *methods]
                  for f in [*(f"{b}.jsonl" for b in benchmarks), "metadata.json"]]
+    expected += [f"results/verifiers/orm/tiny/laser/{b}.jsonl" for b in benchmarks]
     missing = [f for f in expected if not (wd / f).is_file()]
     assert not missing, f"missing results: {missing}\n{out[-3000:]}"
 
     # Every job except the local aggregation ran as a SLURM job on the test cluster ...
     n_jobs = {"prepare_data": 1, "base_model": 1, "calibrate": 1, "train": len(methods),
-              "generate": 1 + len(methods)}
+              "generate": 1 + len(methods), "verify": 1}
     for rule, n in n_jobs.items():
         logs = _slurm_logs(wd, rule)
         assert len(logs) == n, (rule, logs)
@@ -197,3 +203,6 @@ def test_workflow_runs_through_slurm(workflow_run):
     for rule in LOCAL_RULES:
         assert not _slurm_logs(wd, rule)
         assert re.search(rf"localrule {rule}:", out), rule
+    verifiers = pd.read_csv(wd / "results" / "tables" / "verifiers.csv")
+    assert set(verifiers["judge"]) == {"last_token", "orm"} and set(verifiers["method"]) == {"laser"}
+    assert verifiers["benchmark"].tolist().count("average") == 2

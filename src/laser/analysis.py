@@ -28,8 +28,10 @@ class Run:
     judges: dict[str, list[list[float]]] = field(default_factory=dict)
 
 
-def load_run(generation_path: str | Path, judge_path: str | Path | None = None) -> Run:
-    """Read `results/generations/{model}/{method}/{benchmark}.jsonl` (+ its judge file)."""
+def load_run(generation_path: str | Path, judge_path: str | Path | None = None,
+             verifier_paths: dict[str, str | Path] | None = None) -> Run:
+    """Read `results/generations/{model}/{method}/{benchmark}.jsonl`, its generative-judge file
+    and its external verifiers' files ({name: path}), each a judge of the run."""
     path = Path(generation_path)
     records = read_jsonl(path)
     run = Run(path.parts[-3], path.parts[-2], path.stem, records)
@@ -38,11 +40,20 @@ def load_run(generation_path: str | Path, judge_path: str | Path | None = None) 
             raise InputError(f"{path}:{line}: no self_rewarding_scores (file not scored)")
     run.judges["last_token"] = [r["self_rewarding_scores"] for r in records]
     if judge_path is not None:
-        judged = read_jsonl(judge_path)
-        if len(judged) != len(records) or any(j.get("id") != r.get("id") for j, r in zip(judged, records)):
-            raise InputError(f"{judge_path}: records do not match {path} (ids/order)")
-        run.judges["generative"] = [j["judge_scores"] for j in judged]
+        run.judges["generative"] = _judge_scores(judge_path, "judge_scores", path, records)
+    for name, vpath in sorted((verifier_paths or {}).items()):
+        run.judges[name] = _judge_scores(vpath, "verifier_scores", path, records)
     return run
+
+
+def _judge_scores(path, field: str, generation_path: Path, records: list[dict]) -> list[list[float]]:
+    judged = read_jsonl(path, required=[field])
+    if len(judged) != len(records) or any(j.get("id") != r.get("id") for j, r in zip(judged, records)):
+        raise InputError(f"{path}: records do not match {generation_path} (ids/order)")
+    for line, (j, r) in enumerate(zip(judged, records), 1):
+        if len(j[field]) != len(r["responses"]):
+            raise InputError(f"{path}, line {line}: {len(j[field])} {field} for {len(r['responses'])} responses")
+    return [j[field] for j in judged]
 
 
 def _average_rows(df: pd.DataFrame, value_cols: list[str]) -> pd.DataFrame:
@@ -131,29 +142,55 @@ def ablations_table(main: pd.DataFrame, reference: str = "laser") -> pd.DataFram
     return out
 
 
-def reliability_table(runs: list[Run], n_bins: int = 10, judge: str = "last_token") -> pd.DataFrame:
-    """Reliability-diagram bins of clip(r_s, 0, 1) per (model, method), benchmarks pooled."""
+def pooled_scores(runs: list[Run], judge: str = "last_token") -> dict[tuple[str, str], list[tuple[float, bool]]]:
+    """(score, correct) of every solution with a boxed answer, per (model, method), benchmarks pooled."""
     pooled: dict[tuple, list] = {}
     for run in runs:
-        rows = [(s, c) for s, c, b, _ in metrics.flat(run.records, run.judges[judge]) if b]
-        pooled.setdefault((run.model, run.method), []).extend(rows)
+        pooled.setdefault((run.model, run.method), []).extend(
+            (s, c) for s, c, b, _ in metrics.flat(run.records, run.judges[judge]) if b)
+    return pooled
+
+
+def reliability_table(runs: list[Run], n_bins: int = 10, judge: str = "last_token") -> pd.DataFrame:
+    """Reliability-diagram bins of clip(r_s, 0, 1) per (model, method), benchmarks pooled."""
     out = []
-    for (model, method), rows in pooled.items():
+    for (model, method), rows in pooled_scores(runs, judge).items():
         for b in metrics.reliability_bins([min(max(s, 0.0), 1.0) for s, _ in rows], [c for _, c in rows], n_bins):
             out.append({"model": model, "method": method, **b})
     return pd.DataFrame(out, columns=["model", "method", "bin_lo", "bin_hi", "count", "mean_prob", "accuracy"])
+
+
+BUILTIN_JUDGES = ("last_token", "generative")
+
+
+def verifiers_table(main: pd.DataFrame, calibration: pd.DataFrame) -> pd.DataFrame:
+    """External verifiers next to LaSeR's self-reward (PAPER.md section 3): for every (model,
+    method) some verifier judged, one row per benchmark and judge (r_s and each verifier), + averages."""
+    cols = KEYS + ["n_responses", "f1_filtered", "f1_all", "true_acc", "false_acc", "judgement_acc", "ece", "auroc"]
+    per = main[main["benchmark"] != "average"]
+    judged = per.loc[~per["judge"].isin(BUILTIN_JUDGES), ["model", "method"]].drop_duplicates()
+    if judged.empty:
+        return pd.DataFrame(columns=cols)
+    rows = per.merge(judged, on=["model", "method"])
+    rows = rows[rows["judge"] != "generative"].merge(calibration[KEYS + ["ece", "auroc"]], on=KEYS, how="left")[cols]
+    avg = _average_rows(rows, cols[5:])
+    avg = avg.join(rows.groupby(["model", "method", "judge"], sort=False)["n_responses"].sum(),
+                   on=["model", "method", "judge"])
+    return pd.concat([rows, avg], ignore_index=True)[cols].astype({"n_responses": "Int64"})
 
 
 def all_tables(runs: list[Run], calibration_paths: list, *, threshold: float = 0.5, n_subsets: int = 64,
                seed: int = 0, ece_bins: int = 10, reference_method: str = "laser") -> dict[str, pd.DataFrame]:
     """Every table under results/tables/, by name."""
     main = main_table(runs, threshold=threshold)
+    calibration = calibration_length_table(runs, ece_bins)
     return {
         "main": main,
         "table1": table1(main),
         "scaling": scaling_table(runs, n_subsets=n_subsets, seed=seed),
-        "calibration_length": calibration_length_table(runs, ece_bins),
+        "calibration_length": calibration,
         "reliability": reliability_table(runs, ece_bins),
         "c_ref": c_ref_table(calibration_paths),
         "ablations": ablations_table(main, reference_method),
+        "verifiers": verifiers_table(main, calibration),
     }

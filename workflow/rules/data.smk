@@ -5,6 +5,8 @@ rule prepare_data:
     output:
         train="results/data/train.jsonl",
         benchmarks=expand("results/data/benchmarks/{benchmark}.jsonl", benchmark=BENCHMARKS),
+    params:
+        settings=settings("seed", "prompt", "train_data", "benchmarks"),
     log:
         "logs/prepare_data.log",
     conda:

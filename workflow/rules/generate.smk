@@ -1,5 +1,6 @@
 # Sampling n solutions per problem for every benchmark with one engine per checkpoint, each
-# solution scored by its last token right after generation; then the prompted judge.
+# solution scored by its last token right after generation; then the prompted judge and
+# the external verifiers (reward models), if configured.
 
 
 rule generate:
@@ -13,6 +14,8 @@ rule generate:
             "results/generations/{{model}}/{{method}}/{benchmark}.jsonl", benchmark=BENCHMARKS
         ),
         metadata="results/generations/{model}/{method}/metadata.json",
+    params:
+        settings=lambda wc: settings("prompt", "generation", "grading", "scoring", model=wc.model, run=wc.method),
     log:
         "logs/generate/{model}/{method}.log",
     threads: workflow.cores
@@ -32,6 +35,8 @@ rule judge:
         ),
     output:
         expand("results/judge/{{model}}/{{method}}/{benchmark}.jsonl", benchmark=BENCHMARKS),
+    params:
+        settings=settings("judge", "generation"),
     log:
         "logs/judge/{model}/{method}.log",
     threads: workflow.cores
@@ -41,3 +46,26 @@ rule judge:
         "../envs/vllm.yaml"
     script:
         "../scripts/judge.py"
+
+
+rule verify:
+    input:
+        generations=expand(
+            "results/generations/{{model}}/{{method}}/{benchmark}.jsonl", benchmark=BENCHMARKS
+        ),
+    output:
+        expand(
+            "results/verifiers/{{verifier}}/{{model}}/{{method}}/{benchmark}.jsonl",
+            benchmark=BENCHMARKS,
+        ),
+    params:
+        settings=lambda wc: config["verifiers"][wc.verifier],
+    log:
+        "logs/verify/{verifier}/{model}/{method}.log",
+    threads: workflow.cores
+    resources:
+        gpu=lambda wc: config["verifiers"][wc.verifier]["gpus"],
+    conda:
+        "../envs/train.yaml"
+    script:
+        "../scripts/verify.py"

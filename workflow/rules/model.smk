@@ -7,6 +7,8 @@ rule base_model:
         train="results/data/train.jsonl",
     output:
         directory("results/models/{model}/base"),
+    params:
+        settings=lambda wc: settings("seed", "judge", model=wc.model),
     log:
         "logs/base_model/{model}.log",
     threads: workflow.cores

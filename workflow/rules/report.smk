@@ -1,6 +1,6 @@
 # Tables and figures from the results (light, CPU-only jobs).
 
-TABLES = ["main", "table1", "scaling", "calibration_length", "reliability", "c_ref", "ablations"]
+TABLES = ["main", "table1", "scaling", "calibration_length", "reliability", "c_ref", "ablations", "verifiers"]
 FIGURES = ["scaling", "rs_histograms", "reliability", "training_curves"]
 
 
@@ -17,6 +17,8 @@ rule tables:
             for name in TABLES
         },
         rendered=expand("results/tables/{name}.{ext}", name=TABLES, ext=["md", "tex"]),
+    params:
+        settings=settings("scoring", "analysis"),
     log:
         "logs/tables.log",
     conda:
@@ -40,6 +42,8 @@ rule figures:
             for name in FIGURES
         },
         svg=expand("results/figures/{name}.svg", name=FIGURES),
+    params:
+        settings=settings("scoring", "analysis"),
     log:
         "logs/figures.log",
     conda:

@@ -9,6 +9,8 @@ rule train:
     output:
         model=directory("results/models/{model}/{method}"),
         metrics="results/train/{model}/{method}/metrics.csv",
+    params:
+        settings=lambda wc: settings("seed", "prompt", "training", "grading", model=wc.model, run=wc.method),
     log:
         "logs/train/{model}/{method}.log",
     wildcard_constraints:

@@ -7,7 +7,11 @@ def runs(snakemake):
     from laser.analysis import load_run
 
     judge = {Path(p).parts[-3:]: p for p in snakemake.input.judge}
-    return [load_run(p, judge.get(Path(p).parts[-3:])) for p in snakemake.input.generations]
+    verifiers: dict = {}  # results/verifiers/{verifier}/{model}/{method}/{benchmark}.jsonl
+    for p in snakemake.input.verifiers:
+        verifiers.setdefault(Path(p).parts[-3:], {})[Path(p).parts[-4]] = p
+    return [load_run(p, judge.get(Path(p).parts[-3:]), verifiers.get(Path(p).parts[-3:]))
+            for p in snakemake.input.generations]
 
 
 def training_curves(snakemake) -> dict:
