@@ -2,8 +2,9 @@
 model is built and warmed up locally, c_ref calibrated, GRPO and LaSeR trained for a few steps,
 each checkpoint generates on the held-out sets with the transformers backend and scores every
 solution by one decoding step on the KV cache (checked against a full re-prefill), the prompted
-judge runs, and the tables and figures are written. It calls the same package functions as the
-Snakemake rules (so it runs where snakemake is not installed).
+judge and a tiny external verifier (outcome RM) run, and the tables and figures are written. It
+calls the same package functions as the Snakemake rules (so it runs where snakemake is not
+installed).
 
     python benchmarks/gpu_smoke.py OUT_DIR [--sft-steps 1000] [--rl-steps 12] [--verification-steps 150] [--cpu]
 """
@@ -87,6 +88,15 @@ def main() -> None:
     from laser.scoring import add_self_rewarding_scores
     from laser.tables import write_table
 
+    from laser import tiny
+    from laser.config import validate
+    from laser.verifiers import verify
+
+    # an external verifier (random tiny outcome RM: the verify path on the GPU, not its scores)
+    verifier_dir = out / "verifier_orm"
+    tiny.save_pretrained(tiny.build_reward_model(load_tokenizer(str(base)), kind="outcome", seed=0),
+                         load_tokenizer(str(base)), verifier_dir)
+    orm = validate({**config, "verifiers": {"orm": {"path": str(verifier_dir), "kind": "outcome"}}})["verifiers"]["orm"]
     zc_id = load_tokenizer(str(base)).convert_tokens_to_ids(config["models"]["tiny"]["z_c"])
     jobs = {k: (v, b["n_samples"]) for (k, v), b in zip(benches.items(), config["benchmarks"].values())}
     runs = []
@@ -104,9 +114,11 @@ def main() -> None:
             add_self_rewarding_scores(recs, beta_v=config["laser"]["beta_v"], c_ref=cal["c_ref_mean"])
             write_jsonl(out / "generations" / method / f"{bench}.jsonl", recs)
             judged = judge(path, recs, config["generation"], config["judge"])
+            verified = verify(recs, orm, progress=False)
             runs.append(Run("tiny", method, bench, recs, {"last_token": [r["self_rewarding_scores"] for r in recs],
-                                                          "generative": [j["judge_scores"] for j in judged]}))
-        report[f"judge_{method}_seconds"] = round(time.time() - t, 1)
+                                                          "generative": [j["judge_scores"] for j in judged],
+                                                          "orm": [v["verifier_scores"] for v in verified]}))
+        report[f"judge_and_verify_{method}_seconds"] = round(time.time() - t, 1)
         report[f"accuracy_{method}"] = {k: round(accuracy(v), 4) for k, v in gens.items()}
     tables = all_tables(runs, [out / "calibration.json"])
     for name, df in tables.items():

@@ -8,7 +8,7 @@ import pandas as pd
 
 from laser.analysis import all_tables, load_run
 from laser.figures import all_figures
-from laser.io import write_json, write_jsonl
+from laser.io import read_jsonl, write_json, write_jsonl
 from laser.tables import write_table
 
 BENCHES = {"easy": (6, 4), "hard": (5, 8)}  # name: (problems, samples)
@@ -41,7 +41,7 @@ def records(bench: str, method: str, seed: int) -> tuple[list[dict], list[dict]]
 
 
 def write_fake_results(root: Path, model: str = "tiny") -> Path:
-    """generations/, judge/, calibration/, train/, tables/, figures/ under `root`."""
+    """generations/, judge/, verifiers/, calibration/, train/, tables/, figures/ under `root`."""
     root = Path(root)
     gens, judges = [], []
     for m, method in enumerate(METHODS):
@@ -64,7 +64,20 @@ def write_fake_results(root: Path, model: str = "tiny") -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         df.to_csv(path, index=False)
         curves[(model, method)] = df
-    runs = [load_run(g, j) for g, j in zip(gens, judges)]
+    verifiers = []  # an external verifier that judges LaSeR's solutions, noisily
+    for g in gens:
+        if g.parts[-2] != "laser":
+            verifiers.append(None)
+            continue
+        rng = random.Random(g.stem)
+        rows = [{"id": r["id"], "verifier_scores": [round(min(max((0.7 if a else 0.3) + rng.gauss(0, 0.2), 0), 1), 4)
+                                                    if p is not None else 0.0
+                                                    for a, p in zip(r["acc_list"], r["pred_answers"])]}
+                for r in read_jsonl(g)]
+        v = root / "verifiers" / "orm" / model / "laser" / g.name
+        write_jsonl(v, rows)
+        verifiers.append({"orm": v})
+    runs = [load_run(g, j, v) for g, j, v in zip(gens, judges, verifiers)]
     tables = all_tables(runs, [cal], n_subsets=8)
     for name, df in tables.items():
         write_table(df, root / "tables" / f"{name}.csv")

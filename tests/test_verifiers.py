@@ -39,18 +39,14 @@ def _minimal(verifiers):
 
 @pytest.fixture(scope="module")
 def orm(tmp_path_factory):
-    from transformers import Qwen2ForSequenceClassification
-
     path = tmp_path_factory.mktemp("orm")
-    return path, *save_verifier(Qwen2ForSequenceClassification, path, 1)
+    return path, *save_verifier(path, "outcome")
 
 
 @pytest.fixture(scope="module")
 def prm(tmp_path_factory):
-    from transformers import Qwen2ForTokenClassification
-
     path = tmp_path_factory.mktemp("prm")
-    return path, *save_verifier(Qwen2ForTokenClassification, path, 2, extra_token=True)
+    return path, *save_verifier(path, "prm")
 
 
 def test_outcome_scores_equal_a_single_forward_and_skip_unboxed(orm):
@@ -107,9 +103,7 @@ class RewardModel(Qwen2ForSequenceClassification):
 
 
 def test_remote_code_outcome_model_loads_through_automodel(tmp_path, orm):
-    from transformers import Qwen2ForSequenceClassification
-
-    model, tok = save_verifier(Qwen2ForSequenceClassification, tmp_path, 1, remote_code=REMOTE)
+    model, tok = save_verifier(tmp_path, "outcome", remote_code=REMOTE)
     cfg = _cfg("outcome", tmp_path, trust_remote_code=True)
     got = verify(RECORDS, cfg, progress=False)[1]["verifier_scores"][0]
     ids = torch.tensor([render(tok, cfg, RECORDS[1]["problem"], RECORDS[1]["responses"][0])])
