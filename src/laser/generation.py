@@ -218,7 +218,6 @@ def _transformers(model_dir, tok, prompt_ids, ns, cfg, zc_id, route):
     import torch
     from tqdm.auto import tqdm
 
-
     eos_id = tok.eos_token_id
     model = load_model(model_dir, cfg["dtype"])
     device = next(model.parameters()).device

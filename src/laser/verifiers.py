@@ -18,10 +18,6 @@ from __future__ import annotations
 
 import math
 
-KINDS = ("outcome", "prm")
-AGGREGATES = ("min", "last", "prod")
-
-
 def _dtype(name: str):
     import torch
 
