@@ -94,10 +94,10 @@ def main() -> None:
 
     # an external verifier (random tiny outcome RM: the verify path on the GPU, not its scores)
     verifier_dir = out / "verifier_orm"
-    tiny.save_pretrained(tiny.build_reward_model(load_tokenizer(str(base)), kind="outcome", seed=0),
-                         load_tokenizer(str(base)), verifier_dir)
+    base_tok = load_tokenizer(str(base))
+    tiny.save_pretrained(tiny.build_reward_model(base_tok, kind="outcome", seed=0), base_tok, verifier_dir)
     orm = validate({**config, "verifiers": {"orm": {"path": str(verifier_dir), "kind": "outcome"}}})["verifiers"]["orm"]
-    zc_id = load_tokenizer(str(base)).convert_tokens_to_ids(config["models"]["tiny"]["z_c"])
+    zc_id = base_tok.convert_tokens_to_ids(config["models"]["tiny"]["z_c"])
     jobs = {k: (v, b["n_samples"]) for (k, v), b in zip(benches.items(), config["benchmarks"].values())}
     runs = []
     for method, path in models.items():

@@ -122,7 +122,10 @@ def test_probability_heads():
 
 @pytest.mark.parametrize("verifiers, message", [
     ({"rm": {"path": "x", "kind": "orm"}}, "'verifiers.rm.kind'"),
-    ({"generative": {"path": "x", "kind": "outcome"}}, "not 'last_token' or 'generative'"),
+    ({"generative": {"path": "x", "kind": "outcome"}},
+     "config key 'verifiers.generative': a verifier name must not be a built-in judge's ('last_token' or 'generative')"),
+    ({"last_token": {"path": "x", "kind": "outcome"}}, "config key 'verifiers.last_token'"),
+    ({"my rm": {"path": "x", "kind": "outcome"}}, "a verifier name is letters, digits"),
     ({"rm": {"path": "x", "kind": "outcome", "methods": ["lasr"]}},
      "config key 'verifiers.rm.methods': unknown method(s) 'lasr'"),
 ])

@@ -15,6 +15,7 @@ import pandas as pd
 
 from . import metrics
 from .io import InputError, read_json, read_jsonl
+from .judge import BUILTIN_JUDGES
 
 KEYS = ["model", "method", "benchmark", "judge"]
 
@@ -158,9 +159,6 @@ def reliability_table(runs: list[Run], n_bins: int = 10, judge: str = "last_toke
         for b in metrics.reliability_bins([min(max(s, 0.0), 1.0) for s, _ in rows], [c for _, c in rows], n_bins):
             out.append({"model": model, "method": method, **b})
     return pd.DataFrame(out, columns=["model", "method", "bin_lo", "bin_hi", "count", "mean_prob", "accuracy"])
-
-
-BUILTIN_JUDGES = ("last_token", "generative")
 
 
 def verifiers_table(main: pd.DataFrame, calibration: pd.DataFrame) -> pd.DataFrame:

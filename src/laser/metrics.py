@@ -64,6 +64,19 @@ def flat(records: list[dict], scores: list[list[float]]):
         yield from zip(sc, map(bool, rec["acc_list"]), (p is not None for p in rec["pred_answers"]), lengths)
 
 
+def boxed_slots(records: list[dict]) -> list[tuple[int, int]]:
+    """(record, response) indices of every response with a boxed answer: the ones judges score."""
+    return [(i, j) for i, rec in enumerate(records) for j, pred in enumerate(rec["pred_answers"]) if pred is not None]
+
+
+def place(records: list[dict], slots: list[tuple[int, int]], values: list, fill) -> list[list]:
+    """Per-record lists aligned with ``responses``: `values` at `slots`, `fill` elsewhere."""
+    out = [[fill] * len(rec["responses"]) for rec in records]
+    for (i, j), v in zip(slots, values):
+        out[i][j] = v
+    return out
+
+
 def verification_row(records: list[dict], scores: list[list[float]], threshold: float = 0.5) -> dict:
     """true_acc / false_acc / judgement accuracy (filtered) and F1 filtered and all."""
     rows = list(flat(records, scores))

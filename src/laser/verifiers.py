@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import math
 
+from .metrics import boxed_slots, place
+
 def _dtype(name: str):
     import torch
 
@@ -82,15 +84,13 @@ def score_ids(model, seqs: list[list[int]], cfg: dict, *, pad_id: int, step_id: 
     import torch
     from tqdm.auto import tqdm
 
+    from .generation import padded_batches
+
     device = next(model.parameters()).device
-    order = sorted(range(len(seqs)), key=lambda i: len(seqs[i]))
     out = [0.0] * len(seqs)
     bs = cfg["batch_size"]
-    for start in tqdm(range(0, len(order), bs), desc=f"verifier {cfg['path']}", disable=not progress):
-        idx = order[start:start + bs]
-        width = max(len(seqs[i]) for i in idx)
-        ids = torch.tensor([seqs[i] + [pad_id] * (width - len(seqs[i])) for i in idx], device=device)
-        mask = torch.tensor([[1] * len(seqs[i]) + [0] * (width - len(seqs[i])) for i in idx], device=device)
+    for idx, ids, mask in tqdm(padded_batches(seqs, bs, pad_id, device), desc=f"verifier {cfg['path']}",
+                               total=-(-len(seqs) // bs), disable=not progress):
         with torch.no_grad():
             logits = model(input_ids=ids, attention_mask=mask)[0].float()
         for row, i in enumerate(idx):
@@ -115,11 +115,8 @@ def verify(records: list[dict], cfg: dict, *, model=None, tok=None, progress: bo
             raise ValueError(f"verifier {cfg['path']}: step_token {cfg['step_token']!r} is not one token "
                              f"of its tokenizer")
     pad_id = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    todo = [(i, j) for i, rec in enumerate(records) for j, pred in enumerate(rec["pred_answers"])
-            if pred is not None]
+    todo = boxed_slots(records)
     seqs = [render(tok, cfg, records[i]["problem"], records[i]["responses"][j]) for i, j in todo]
     probs = score_ids(model, seqs, cfg, pad_id=pad_id, step_id=step_id, progress=progress)
-    out = [{"id": rec.get("id"), "verifier_scores": [0.0] * len(rec["responses"])} for rec in records]
-    for (i, j), p in zip(todo, probs):
-        out[i]["verifier_scores"][j] = p
-    return out
+    return [{"id": rec.get("id"), "verifier_scores": scores}
+            for rec, scores in zip(records, place(records, todo, probs, 0.0))]
