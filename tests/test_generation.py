@@ -52,6 +52,29 @@ def test_backend_records_and_determinism(tiny_checkpoint, problems, backend):
         assert again == out
         other = generate(str(tiny_checkpoint), problems, {**cfg, "seed": 7})
         assert other != out
+    else:  # per-request seeds: a benchmark's samples do not depend on the other benchmarks
+        alone = generate(str(tiny_checkpoint), {"b": problems["b"]}, cfg)
+        assert alone["b"] == out["b"]
+
+
+def test_request_seeds_follow_benchmark_and_problem_id(tiny_checkpoint, monkeypatch, problems):
+    """Each request's seed is keyed by (config seed, benchmark, id), not by its position."""
+    from laser import generation
+    from laser.generation import Sample, request_seed
+
+    seen = {}
+
+    def fake(model_dir, tok, prompt_ids, ns, cfg, zc_id, route, seeds):
+        seen["seeds"] = seeds
+        return [[Sample([1], "x", True)] * n for n in ns]
+
+    monkeypatch.setattr(generation, "_transformers", fake)
+    generation.generate(str(tiny_checkpoint), problems, CFG)
+    both = seen["seeds"]
+    generation.generate(str(tiny_checkpoint), {"b": problems["b"]}, CFG)
+    assert seen["seeds"] == both[len(problems["a"][0]):]
+    assert len(set(both)) == len(both) and all(0 <= x < 2 ** 31 for x in both)
+    assert both[0] == request_seed(42, "a", problems["a"][0][0]["id"]) != request_seed(7, "a", problems["a"][0][0]["id"])
 
 
 def test_grading_of_records_uses_gold_answer(tiny_checkpoint, monkeypatch, problems):
@@ -59,7 +82,7 @@ def test_grading_of_records_uses_gold_answer(tiny_checkpoint, monkeypatch, probl
     from laser import generation
     from laser.generation import Sample
 
-    def fake(model_dir, tok, prompt_ids, ns, cfg, zc_id, route):
+    def fake(model_dir, tok, prompt_ids, ns, cfg, zc_id, route, seeds):
         return [[Sample([1], f"\\boxed{{{k}}}", True) for k in range(n)] for n in ns]
 
     monkeypatch.setitem(CFG, "backend", "transformers")

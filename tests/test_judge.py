@@ -31,7 +31,7 @@ def test_prompt_fills_both_fields_literally():
 def test_judge_records_align_and_count(monkeypatch, tiny_checkpoint):
     seen = []
 
-    def fake(model_dir, tok, prompt_ids, ns, cfg, zc_id, route):
+    def fake(model_dir, tok, prompt_ids, ns, cfg, zc_id, route, seeds):
         seen.append((cfg["temperature"], cfg["max_tokens"], [tok.decode(p) for p in prompt_ids]))
         answers = ["\\boxed{correct}", "\\boxed{incorrect}", "hmm"]
         return [[Sample([1], answers[i % 3], True)] for i in range(len(prompt_ids))]

@@ -19,6 +19,7 @@ Scoring routes (PAPER.md section 5, pitfall 6), every sequence built from token 
 from __future__ import annotations
 
 import gc
+import hashlib
 import platform
 from dataclasses import dataclass
 
@@ -71,16 +72,17 @@ def close_engine(llm) -> None:
     gc.collect()
 
 
-def vllm_sample(llm, tok, prompt_ids: list[list[int]], ns: list[int], cfg: dict, *,
+def vllm_sample(llm, tok, prompt_ids: list[list[int]], ns: list[int], cfg: dict, *, seeds: list[int] | None = None,
                 min_tokens: int = 0, desc: str = "generate (vLLM)") -> list[list[Sample]]:
+    """n_i samples of each prompt; request i is seeded with seeds[i] (default: cfg seed + i)."""
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
 
     eos_id = tok.eos_token_id
     params = [SamplingParams(n=n, temperature=cfg["temperature"], top_p=cfg["top_p"],
-                             max_tokens=cfg["max_tokens"], min_tokens=min_tokens, seed=cfg["seed"] + i,
+                             max_tokens=cfg["max_tokens"], min_tokens=min_tokens, seed=seed,
                              stop_token_ids=[eos_id], detokenize=False)
-              for i, n in enumerate(ns)]
+              for n, seed in zip(ns, seeds or [cfg["seed"] + i for i in range(len(ns))])]
     outs = llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompt_ids], params,
                         use_tqdm=_bar(desc))
     result = []
@@ -122,10 +124,10 @@ def _bar(desc: str):
     return lambda *args, **kwargs: tqdm(*args, **{**kwargs, "desc": desc})
 
 
-def _vllm(model_dir, tok, prompt_ids, ns, cfg, zc_id, route):
+def _vllm(model_dir, tok, prompt_ids, ns, cfg, zc_id, route, seeds):
     llm = vllm_engine(model_dir, cfg, max(map(len, prompt_ids)) + cfg["max_tokens"] + 3)  # + EOS, z_c and the one generated token
     try:
-        result = vllm_sample(llm, tok, prompt_ids, ns, cfg)
+        result = vllm_sample(llm, tok, prompt_ids, ns, cfg, seeds=seeds)
         if zc_id is not None:
             flat = [(p, s) for p, group in zip(prompt_ids, result) for s in group]
             logps = vllm_zc_logprobs(llm, [p for p, _ in flat], [s.token_ids for _, s in flat],
@@ -222,7 +224,7 @@ def zc_logprobs_transformers(model, prompt_ids: list[list[int]], response_ids: l
     return out
 
 
-def _transformers(model_dir, tok, prompt_ids, ns, cfg, zc_id, route):
+def _transformers(model_dir, tok, prompt_ids, ns, cfg, zc_id, route, seeds):
     import torch
     from tqdm.auto import tqdm
 
@@ -245,7 +247,7 @@ def _transformers(model_dir, tok, prompt_ids, ns, cfg, zc_id, route):
         width = max(map(len, batch))
         input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in batch], device=device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=device)
-        torch.manual_seed(cfg["seed"] + start)
+        torch.manual_seed(seeds[start])  # one generator per batch: samples depend on the batching
         with torch.no_grad():
             out = model.generate(input_ids=input_ids, attention_mask=mask, do_sample=cfg["temperature"] > 0,
                                  temperature=cfg["temperature"] or None, top_p=cfg["top_p"], top_k=0,
@@ -275,9 +277,17 @@ def _transformers(model_dir, tok, prompt_ids, ns, cfg, zc_id, route):
 
 # ---------------------------------------------------------------- records
 
+def request_seed(seed: int, *key) -> int:
+    """A 31-bit sampling seed from the config seed and a request's key (benchmark, problem id): a
+    problem's samples then do not depend on which other problems or benchmarks share the engine."""
+    digest = hashlib.sha256("/".join(map(str, (seed, *key))).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
 def sample(model_dir: str, records: list[dict], ns: list[int], cfg: dict, *, zc_id: int | None = None,
-           route: str = "onetoken", tokenizer=None) -> tuple[list[str], list[list[Sample]]]:
-    """Chat-templated prompt text and n_i samples for each record's `messages` (one engine)."""
+           route: str = "onetoken", tokenizer=None, seeds: list[int] | None = None) -> tuple[list[str], list[list[Sample]]]:
+    """Chat-templated prompt text and n_i samples for each record's `messages` (one engine).
+    `seeds`: one per record (default: the config seed + position)."""
     if route not in ROUTES:
         raise ValueError(f"unknown scoring route {route!r}; choose one of {ROUTES}")
     if not records:
@@ -285,17 +295,20 @@ def sample(model_dir: str, records: list[dict], ns: list[int], cfg: dict, *, zc_
     tok = tokenizer or load_tokenizer(model_dir)
     texts, prompt_ids = render_prompts(tok, records)
     backend = {"vllm": _vllm, "transformers": _transformers}[cfg["backend"]]
-    return texts, backend(model_dir, tok, prompt_ids, ns, cfg, zc_id, route)
+    seeds = seeds or [cfg["seed"] + i for i in range(len(records))]
+    return texts, backend(model_dir, tok, prompt_ids, ns, cfg, zc_id, route, seeds)
 
 
 def generate(model_dir: str, benchmarks: dict[str, tuple[list[dict], int]], cfg: dict, *,
              zc_id: int | None = None, route: str = "onetoken", tokenizer=None) -> dict[str, list[dict]]:
     """Sample n solutions for every record of every benchmark (one engine for all of them),
     grade them (no format gate at test time) and, given `zc_id`, read log pi(z_c | x, y, EOS)
-    of every response by `route`. `benchmarks`: name -> (records, n)."""
+    of every response by `route`. `benchmarks`: name -> (records, n). With vLLM a problem's
+    samples depend only on (seed, benchmark, problem id), so adding a benchmark changes no other."""
     flat = [(name, rec, n) for name, (recs, n) in benchmarks.items() for rec in recs]
+    seeds = [request_seed(cfg["seed"], name, rec.get("id", i)) for i, (name, rec, _) in enumerate(flat)]
     texts, samples = sample(model_dir, [r for _, r, _ in flat], [n for *_, n in flat], cfg, zc_id=zc_id,
-                            route=route, tokenizer=tokenizer)
+                            route=route, tokenizer=tokenizer, seeds=seeds)
     out: dict[str, list[dict]] = {name: [] for name in benchmarks}
     for (name, rec, _), text, group in zip(flat, texts, samples):
         graded = [grade(s.text, rec["answer"]) for s in group]
