@@ -141,3 +141,29 @@ def test_laser_score_takes_c_ref_from_a_calibration_file_for_its_z_c(tmp_path, c
     assert main([*args, "--output", str(tmp_path / "b.jsonl"), "--c-ref", "-9.0"]) == 0
     a, b = (json.loads((tmp_path / f"{x}.jsonl").read_text()) for x in "ab")
     assert a["self_rewarding_scores"] == b["self_rewarding_scores"] != [0.0]
+
+
+def test_within_problem_signal_benchmark_reads_mean_token_logprobs(tiny_checkpoint):
+    """benchmarks/within_problem_signal.py: its confidence is the mean log-prob of the response's
+    tokens under the model (checked against one unbatched forward per response)."""
+    import importlib.util
+
+    import torch
+
+    from laser.generation import load_model, load_tokenizer
+    from conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("wps", ROOT / "benchmarks" / "within_problem_signal.py")
+    wps = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(wps)
+    model, tok = load_model(str(tiny_checkpoint)).eval(), load_tokenizer(str(tiny_checkpoint))
+    records = [{"prompt": p, "responses": ["a"] * len(rs), "response_token_ids": rs}
+               for p, rs in [("<|user|>1+1<|assistant|>", [[20, 21, 22], [23]]), ("<|user|>2<|assistant|>", [[24, 25]])]]
+    got = wps.mean_logprobs(model, tok, records, batch_size=2)
+    for rec, scores in zip(records, got):
+        prompt = tok(rec["prompt"], add_special_tokens=False).input_ids
+        for ids, score in zip(rec["response_token_ids"], scores):
+            with torch.no_grad():
+                logp = torch.log_softmax(model(torch.tensor([prompt + ids])).logits[0].float(), -1)
+            want = torch.stack([logp[len(prompt) - 1 + t, x] for t, x in enumerate(ids)]).mean().item()
+            assert score == pytest.approx(want, abs=1e-5)
