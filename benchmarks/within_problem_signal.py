@@ -26,25 +26,23 @@ def mean_logprobs(model, tok, records: list[dict], batch_size: int = 32) -> list
     import torch
 
     from laser.generation import padded_batches
+    from laser.metrics import unflatten
 
     pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-    prompts = [tok(r["prompt"], add_special_tokens=False).input_ids for r in records]
-    pairs = [(len(prompts[i]), prompts[i] + ids) for i, r in enumerate(records) for ids in r["response_token_ids"]]
-    flat = [0.0] * len(pairs)
-    for idx, ids, mask in padded_batches([s for _, s in pairs], batch_size, pad, "cpu"):
+    # the recorded ids, as sampled (and as r_s was read), not a re-tokenization of the text
+    prompt_ids = [tok(r["prompt"], add_special_tokens=False).input_ids for r in records]
+    prompts = [p for p, r in zip(prompt_ids, records) for _ in r["response_token_ids"]]
+    seqs = [p + ids for p, r in zip(prompt_ids, records) for ids in r["response_token_ids"]]
+    flat = [0.0] * len(seqs)
+    for idx, ids, mask in padded_batches(seqs, batch_size, pad, "cpu"):
         with torch.no_grad():
             logp = torch.log_softmax(model(input_ids=ids, attention_mask=mask).logits.float(), -1)
         for row, i in enumerate(idx):
-            start, seq = pairs[i]
-            if len(seq) == start:  # empty response
-                continue
-            target = torch.tensor(seq[start:])
-            flat[i] = logp[row, start - 1:len(seq) - 1].gather(1, target[:, None]).mean().item()
-    out, k = [], 0
-    for r in records:
-        out.append(flat[k:k + len(r["responses"])])
-        k += len(r["responses"])
-    return out
+            start, end = len(prompts[i]), len(seqs[i])
+            if end > start:  # an empty response keeps 0.0
+                target = torch.tensor(seqs[i][start:])
+                flat[i] = logp[row, start - 1:end - 1].gather(1, target[:, None]).mean().item()
+    return unflatten(flat, records)
 
 
 def main() -> None:

@@ -157,7 +157,7 @@ def test_within_problem_signal_benchmark_reads_mean_token_logprobs(tiny_checkpoi
     wps = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(wps)
     model, tok = load_model(str(tiny_checkpoint)).eval(), load_tokenizer(str(tiny_checkpoint))
-    records = [{"prompt": p, "responses": ["a"] * len(rs), "response_token_ids": rs}
+    records = [{"prompt": p, "responses": [tok.decode(ids) for ids in rs], "response_token_ids": rs}
                for p, rs in [("<|user|>1+1<|assistant|>", [[20, 21, 22], [23]]), ("<|user|>2<|assistant|>", [[24, 25]])]]
     got = wps.mean_logprobs(model, tok, records, batch_size=2)
     for rec, scores in zip(records, got):

@@ -77,6 +77,16 @@ def place(records: list[dict], slots: list[tuple[int, int]], values: list, fill)
     return out
 
 
+def unflatten(values: list, records: list[dict]) -> list[list]:
+    """Values of every (record, response) pair, in order, regrouped per record."""
+    out, i = [], 0
+    for rec in records:
+        n = len(rec["responses"])
+        out.append(values[i:i + n])
+        i += n
+    return out
+
+
 def verification_row(records: list[dict], scores: list[list[float]], threshold: float = 0.5) -> dict:
     """true_acc / false_acc / judgement accuracy (filtered) and F1 filtered and all."""
     rows = list(flat(records, scores))

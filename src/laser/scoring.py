@@ -12,6 +12,7 @@ import argparse
 import sys
 
 from .generation import zc_logprobs_transformers  # noqa: F401  (re-exported)
+from .metrics import unflatten
 
 
 def add_self_rewarding_scores(records: list[dict], *, beta_v: float, c_ref: float | None,
@@ -54,15 +55,6 @@ def token_ids_of(records: list[dict], tok, instruction_suffix: str = "") -> tupl
     return prompts, responses
 
 
-def _unflatten(values: list, records: list[dict]) -> list[list]:
-    out, i = [], 0
-    for rec in records:
-        n = len(rec["responses"])
-        out.append(values[i:i + n])
-        i += n
-    return out
-
-
 def score_file_records(records: list[dict], model_dir: str, *, z_c: str, backend: str = "vllm",
                        route: str = "onetoken", gen_cfg: dict | None = None,
                        instruction_suffix: str = "") -> list[dict]:
@@ -89,7 +81,7 @@ def score_file_records(records: list[dict], model_dir: str, *, z_c: str, backend
         pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         logps = zc_logprobs_transformers(model, prompts, responses, zc_id=zc_id, eos_id=tok.eos_token_id,
                                          pad_id=pad, progress=True)
-    for rec, lps in zip(records, _unflatten(logps, records)):
+    for rec, lps in zip(records, unflatten(logps, records)):
         rec["zc_logprobs"] = lps
     return records
 

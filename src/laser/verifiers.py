@@ -20,6 +20,7 @@ import math
 
 from .metrics import boxed_slots, place
 
+
 def _dtype(name: str):
     import torch
 
