@@ -50,7 +50,7 @@ def main() -> None:
 
     torch.manual_seed(0)
     problems = data.prepare({"source": "synthetic", "tiers": ["medium"], "n_problems": args.n}, name="bench", seed=0,
-                            instruction_suffix=" Put the answer in \\boxed{}.")
+                            suffix=" Put the answer in \\boxed{}.")
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "model")
         tok = tiny.build_tokenizer()

@@ -39,7 +39,7 @@ def warm_checkpoint(tmp_path_factory) -> Path:
 
     path = tmp_path_factory.mktemp("warm") / "model"
     train = data.prepare({"source": "synthetic", "tiers": ["easy", "medium"], "n_problems": 400}, name="train",
-                         seed=0, instruction_suffix=" Put the answer in \\boxed{}.")
+                         seed=0, suffix=" Put the answer in \\boxed{}.")
     spec = {"source": "build", "z_c": "<|reserved_special_token_0|>",
             "architecture": {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "intermediate_size": 128,
                              "max_position_embeddings": 512},

@@ -9,7 +9,7 @@ import pandas as pd
 from laser.analysis import all_tables, load_run
 from laser.figures import all_figures
 from laser.io import read_jsonl, write_json, write_jsonl
-from laser.tables import write_table
+from laser.tables import prompts_table, write_table
 
 BENCHES = {"easy": (6, 4), "hard": (5, 8)}  # name: (problems, samples)
 METHODS = {"base": 0.0, "grpo": 0.0, "laser": 0.8}  # how well r_s separates correct from incorrect
@@ -52,6 +52,12 @@ def write_fake_results(root: Path, model: str = "tiny") -> Path:
             write_jsonl(g, recs)
             write_jsonl(j, judged)
             gens.append(g), judges.append(j)
+        # what the generate rule records: the prompt the checkpoint was evaluated with
+        suffix = "\nPlease reason step by step." if method == "base" else ""
+        write_json(root / "generations" / model / method / "metadata.json",
+                   {"model": f"results/models/{model}/{method}", "n_samples": {b: n for b, (_, n) in BENCHES.items()},
+                    "prompt": {"eval_suffix": suffix, "dataset_prompts": [], "train_suffix": " Box it.",
+                               "example": f"<|user|>p0{suffix}<|assistant|>"}})
     cal = root / "calibration" / f"{model}.json"
     write_json(cal, {"model": "results/models/tiny/base", "token": "<z>", "token_id": 7, "n": 10, "n_sampled": 12,
                      "c_ref_mean": -10.0, "c_ref_std": 1.0, "min": -12.0, "max": -8.0})
@@ -79,6 +85,7 @@ def write_fake_results(root: Path, model: str = "tiny") -> Path:
         verifiers.append({"orm": v})
     runs = [load_run(g, j, v) for g, j, v in zip(gens, judges, verifiers)]
     tables = all_tables(runs, [cal], n_subsets=8)
+    tables["prompts"] = prompts_table(sorted((root / "generations").glob("*/*/metadata.json")))
     for name, df in tables.items():
         write_table(df, root / "tables" / f"{name}.csv")
     all_figures(runs, tables["scaling"], tables["reliability"], curves, root / "figures")

@@ -41,7 +41,7 @@ def test_main_table_contract(results):
 
 def test_table1_and_ablations(results):
     t1 = pd.read_csv(results / "tables" / "table1.csv")
-    assert list(t1.columns) == ["model", "method", "judge", "acc_easy", "acc_hard", "acc_average",
+    assert list(t1.columns) == ["model", "method", "judge", "score", "acc_easy", "acc_hard", "acc_average",
                                 "f1_easy", "f1_hard", "f1_average"]
     ab = pd.read_csv(results / "tables" / "ablations.csv").set_index("method")
     assert ab.loc["laser", "delta_accuracy"] == 0.0
@@ -99,3 +99,50 @@ def test_empty_benchmark_gives_nan_rows_not_a_crash(tmp_path):
     row = main[main["benchmark"] == "empty"].iloc[0]
     assert row["n_problems"] == 0 and math.isnan(row["accuracy"]) and math.isnan(row["f1_filtered"])
     assert scaling_table([run], n_subsets=4, seed=0).empty
+
+
+def _run(benchmark, acc, scores, method="laser", score="r_s"):
+    from laser.analysis import Run
+
+    recs = [{"id": f"{benchmark}-{i}", "pred_answers": ["1"] * len(a), "acc_list": a, "responses": ["x"] * len(a)}
+            for i, a in enumerate(acc)]
+    return Run("m", method, benchmark, recs, {"last_token": scores}, score=score)
+
+
+def test_benchmark_with_an_empty_class_has_f1_zero_and_counts_in_the_average():
+    """Official definition: every solution correct -> false_acc 0 -> F1 0, and the averages over
+    benchmarks include that 0 (they skipped a NaN before, which gave 1.0 here)."""
+    from laser.analysis import ablations_table, main_table, table1
+
+    runs = [_run("mixed", [[True, False]], [[0.9, 0.1]]),   # judged perfectly: F1 1
+            _run("solved", [[True, True]], [[0.9, 0.8]])]   # all correct, all judged correct: F1 0
+    main = main_table(runs).set_index("benchmark")
+    assert main.loc["mixed", "f1_filtered"] == 1.0
+    assert main.loc["solved", ["true_acc", "false_acc", "f1_filtered", "f1_all"]].tolist() == [1.0, 0.0, 0.0, 0.0]
+    assert main.loc["average", "f1_filtered"] == 0.5 and main.loc["average", "f1_all"] == 0.5
+    assert main.loc["average", "false_acc"] == 0.5
+    assert table1(main.reset_index()).iloc[0]["f1_average"] == 0.5
+    assert ablations_table(main.reset_index()).iloc[0]["avg_f1_filtered"] == 0.5
+
+
+def test_score_column_names_what_each_judge_scores_by(tmp_path, results):
+    """The SFT ablation is judged by p(z_c) (metadata `scoring.score`); the tables say so."""
+    from laser.analysis import ablations_table, main_table, table1
+    from laser.io import write_json
+
+    for method in ("laser", "laser_sft"):
+        g = tmp_path / "generations" / "tiny" / method / "easy.jsonl"
+        g.parent.mkdir(parents=True)
+        g.write_bytes((results / "generations" / "tiny" / "laser" / "easy.jsonl").read_bytes())
+    write_json(tmp_path / "generations" / "tiny" / "laser_sft" / "metadata.json", {"scoring": {"score": "p_zc"}})
+    runs = [load_run(tmp_path / "generations" / "tiny" / m / "easy.jsonl",
+                     results / "judge" / "tiny" / "laser" / "easy.jsonl") for m in ("laser", "laser_sft")]
+    assert [r.score for r in runs] == ["r_s", "p_zc"]  # no metadata.json: r_s
+    main = main_table(runs)
+    got = main.groupby(["method", "judge"])["score"].agg(set).to_dict()
+    assert got == {("laser", "last_token"): {"r_s"}, ("laser", "generative"): {"verdict"},
+                   ("laser_sft", "last_token"): {"p_zc"}, ("laser_sft", "generative"): {"verdict"}}
+    assert list(table1(main).columns[:4]) == ["model", "method", "judge", "score"]
+    assert ablations_table(main).set_index("method")["score"].to_dict() == {"laser": "r_s", "laser_sft": "p_zc"}
+    main_csv = pd.read_csv(results / "tables" / "main.csv")  # the fixture's verifier row
+    assert set(main_csv.loc[main_csv["judge"] == "orm", "score"]) == {"p_correct"}

@@ -91,5 +91,5 @@ def test_schema_documented_in_readme():
 def test_ablations_config_is_the_default_plus_ablation_methods():
     default, ablations = load(ROOT / "config" / "config.yaml"), load(ROOT / "config" / "ablations.yaml")
     extra = {k: v for k, v in ablations["methods"].items() if k not in default["methods"]}
-    assert set(extra) == {"laser_no_swa", "laser_ref_forward", "laser_bce"}
+    assert set(extra) == {"laser_no_swa", "laser_ref_forward", "laser_sft"}
     assert {**ablations, "methods": default["methods"]} == default

@@ -13,9 +13,9 @@ CFG = {"backend": "transformers", "temperature": 1.0, "top_p": 1.0, "max_tokens"
 def problems():
     return {
         "a": (data.prepare({"source": "synthetic", "tiers": ["easy"], "n_problems": 3}, name="a", seed=0,
-                           instruction_suffix=" Box it."), 2),
+                           suffix=" Box it."), 2),
         "b": (data.prepare({"source": "synthetic", "tiers": ["hard"], "n_problems": 2}, name="b", seed=1,
-                           instruction_suffix=" Box it."), 3),
+                           suffix=" Box it."), 3),
     }
 
 

@@ -31,16 +31,32 @@ def test_f1_filtered_and_all_by_hand():
     assert row["judgement_acc"] == 0.5
 
 
-@pytest.mark.parametrize("acc,preds,expect_nan", [
-    ([True, True], ["1", "1"], ["false_acc", "f1_filtered", "f1_all"]),          # all correct
-    ([False, False], ["1", "2"], ["true_acc", "f1_filtered", "f1_all"]),         # all incorrect
-    ([False, False], [None, None], ["true_acc", "false_acc", "f1_filtered", "f1_all", "judgement_acc"]),  # no box
-])
-def test_f1_edge_cases_are_nan_not_zero(acc, preds, expect_nan):
+def test_empty_class_counts_zero_as_officially():
+    """calculate_self_rewarding_scores.py: true_acc (false_acc) is 0.0 without correct (incorrect)
+    solutions, so F1 = 0 even when every solution present is judged right."""
+    assert metrics.self_verification([0.9, 0.8], [True, True]) == {"true_acc": 1.0, "false_acc": 0.0, "f1": 0.0,
+                                                                   "acc": 1.0}
+    assert metrics.self_verification([0.1, 0.2], [False, False]) == {"true_acc": 0.0, "false_acc": 1.0, "f1": 0.0,
+                                                                     "acc": 1.0}
+    nothing = metrics.self_verification([], [])  # no pairs at all: nothing was judged
+    assert all(math.isnan(v) for v in nothing.values())
+    assert metrics.self_verification([], [], no_pairs=0.0) == dict.fromkeys(("true_acc", "false_acc", "f1", "acc"), 0.0)
+
+
+@pytest.mark.parametrize("acc,preds,expect", [
+    # all correct, both judged: the empty incorrect class gives false_acc 0 -> F1 0 (filtered and all)
+    ([True, True], ["1", "1"], {"true_acc": 0.5, "false_acc": 0.0, "f1_filtered": 0.0, "f1_all": 0.0,
+                                "judgement_acc": 0.5}),
+    # all incorrect: true_acc 0 -> F1 0
+    ([False, False], ["1", "2"], {"true_acc": 0.0, "false_acc": 0.5, "f1_filtered": 0.0, "f1_all": 0.0,
+                                  "judgement_acc": 0.5}),
+    # responses but none boxed: the filtered values are the official 0.0, not NaN
+    ([False, False], [None, None], {"true_acc": 0.0, "false_acc": 0.0, "f1_filtered": 0.0, "f1_all": 0.0,
+                                    "judgement_acc": 0.0}),
+], ids=["all_correct", "all_incorrect", "none_boxed"])
+def test_f1_edge_cases_are_zero_not_nan(acc, preds, expect):
     r, s = rec(preds, acc, [0.9, 0.1])
-    row = metrics.verification_row([r], [s])
-    for key, value in row.items():
-        assert math.isnan(value) == (key in expect_nan), key
+    assert metrics.verification_row([r], [s]) == expect
 
 
 def test_empty_benchmark():

@@ -2,12 +2,16 @@
 and the laser-score command on files in the official format."""
 
 import json
+import math
 
 import pytest
+import yaml
 
+from conftest import ROOT
 from laser import data
+from laser.config import run_settings
 from laser.generation import generate, load_model, load_tokenizer, render_prompts
-from laser.scoring import add_self_rewarding_scores, main, token_ids_of, zc_logprobs_transformers
+from laser.scoring import add_self_rewarding_scores, main, score_kind, token_ids_of, zc_logprobs_transformers
 
 ZC = "<|reserved_special_token_0|>"
 CFG = {"backend": "transformers", "temperature": 1.0, "top_p": 1.0, "max_tokens": 40, "seed": 42,
@@ -24,10 +28,57 @@ def test_scores_from_logprobs_by_hand():
         add_self_rewarding_scores(recs, beta_v=0.1, c_ref=None)
 
 
+def test_p_zc_scores_for_the_sft_ablation():
+    """loss: sft is scored by p(z_c) = exp(log p(z_c)) (official: correct iff p > 0.5), no beta_v/c_ref."""
+    recs = [{"zc_logprobs": [math.log(0.7), -12.0, math.log(0.2)], "pred_answers": ["1", None, "2"]}]
+    add_self_rewarding_scores(recs, score="p_zc")
+    assert recs[0]["self_rewarding_scores"] == pytest.approx([0.7, 0.0, 0.2])  # unboxed: 0.0
+    add_self_rewarding_scores(recs, beta_v=0.1, c_ref=-11.0, score="p_zc")  # beta_v, c_ref unused
+    assert recs[0]["self_rewarding_scores"] == pytest.approx([0.7, 0.0, 0.2])
+    with pytest.raises(ValueError, match="unknown score"):
+        add_self_rewarding_scores(recs, beta_v=0.1, c_ref=-11.0, score="bce")
+    with pytest.raises(ValueError, match="beta_v"):
+        add_self_rewarding_scores(recs, c_ref=-11.0)
+
+
+def test_generate_settings_pick_p_zc_for_loss_sft():
+    """generate.py scores with score_kind(run_settings(config, model, method)) (the shipped configs
+    read as YAML; tests/test_config.py validates them)."""
+    config = yaml.safe_load((ROOT / "config" / "ablations.yaml").read_text())
+    kinds = {method: score_kind(run_settings(config, "tiny", method)) for method in ["base", *config["methods"]]}
+    assert kinds == {"base": "r_s", "grpo": "r_s", "laser": "r_s", "laser_no_swa": "r_s",
+                     "laser_ref_forward": "r_s", "laser_sft": "p_zc"}
+    paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
+    assert {score_kind(run_settings(paper, m, "laser_sft")) for m in paper["models"]} == {"p_zc"}
+    assert {score_kind(run_settings(paper, m, "laser")) for m in paper["models"]} == {"r_s"}
+    src = (ROOT / "workflow" / "scripts" / "generate.py").read_text()
+    assert "score_kind(settings)" in src and "score=score" in src
+
+
+def test_laser_score_command_p_zc_needs_no_c_ref(tmp_path, monkeypatch, capsys):
+    import laser.scoring as scoring
+
+    def fake_scores(records, model_dir, **kw):  # stands in for the model forward
+        for rec in records:
+            rec["zc_logprobs"] = [math.log(0.9), math.log(0.3), -20.0]
+        return records
+
+    monkeypatch.setattr(scoring, "score_file_records", fake_scores)
+    src, dst = tmp_path / "gens.jsonl", tmp_path / "scored.jsonl"
+    src.write_text(json.dumps({"problem": "p", "answer": "1", "responses": ["a", "b", "c"],
+                               "pred_answers": ["1", "2", None], "acc_list": [True, False, False]}) + "\n")
+    args = ["--model", "m", "--input", str(src), "--output", str(dst), "--z-c", ZC]
+    with pytest.raises(SystemExit):  # r_s (the default) needs a c_ref
+        main(args)
+    assert main([*args, "--score", "p_zc"]) == 0
+    assert json.loads(dst.read_text())["self_rewarding_scores"] == pytest.approx([0.9, 0.3, 0.0])
+    assert "filtered F1 of p_zc > 0.5 1.0000" in capsys.readouterr().out
+
+
 @pytest.fixture(scope="module")
 def problems():
     return data.prepare({"source": "synthetic", "tiers": ["easy"], "n_problems": 6}, name="b", seed=3,
-                        instruction_suffix=" Put the answer in \\boxed{}.")
+                        suffix=" Put the answer in \\boxed{}.")
 
 
 def _flat(out, key):
@@ -77,7 +128,7 @@ def test_token_ids_prefer_recorded_ids_that_decode_to_the_text(tiny_checkpoint):
     recs = [{"prompt": "<|user|>q<|assistant|>", "responses": ["7 + 5 = \\boxed{12}", "abc"],
              "response_token_ids": [good, [1, 2, 3]]},  # the second does not decode to "abc"
             {"problem": "2+2?", "responses": ["4"]}]
-    prompts, responses = token_ids_of(recs, tok, instruction_suffix=" Box it.")
+    prompts, responses = token_ids_of(recs, tok, suffix=" Box it.")
     assert responses[0] == good and responses[1] == tok("abc", add_special_tokens=False).input_ids
     assert tok.decode(prompts[0]) == "<|user|>q<|assistant|>"
     assert tok.decode(prompts[2]) == "<|user|>2+2? Box it.<|assistant|>"
@@ -95,7 +146,7 @@ def test_laser_score_command_on_official_format(warm_checkpoint, benchmarks_dir,
     dst = tmp_path / "scored.jsonl"
     rc = main(["--model", str(warm_checkpoint), "--input", str(src), "--output", str(dst), "--z-c", ZC,
                "--c-ref", "-9.0", "--beta-v", "0.1", "--backend", "transformers", "--dtype", "float32",
-               "--instruction-suffix", " Put the answer in \\boxed{}."])
+               "--prompt-suffix", " Put the answer in \\boxed{}."])
     assert rc == 0
     assert "filtered F1" in capsys.readouterr().out
     scored = [json.loads(line) for line in dst.open()]

@@ -57,12 +57,19 @@ def test_sr_loss_mse_by_hand():
     assert parts.item() == pytest.approx(expected)
 
 
-def test_sr_loss_bce_by_hand():
-    logp = torch.log(torch.tensor([0.9, 0.2]))
-    loss = sr.per_sample_sr_loss(logp, torch.zeros(2), torch.tensor([1.0, 0.0]), "bce")
-    assert torch.allclose(loss, torch.tensor([-math.log(0.9), -math.log(0.8)]), atol=1e-6)
+def test_sft_ablation_by_hand():
+    """The official SFT ablation: cross-entropy of z_c after correct solutions, of z_c + 1 after
+    incorrect ones; judged by p(z_c) > 0.5."""
+    r_v = torch.tensor([1.0, 0.0, 0.0])
+    assert sr.sft_tokens(259, r_v).tolist() == [259, 260, 260]
+    logp_target = torch.log(torch.tensor([0.9, 0.2, 0.6]))
+    loss = sr.per_sample_sr_loss(logp_target, torch.zeros(3), r_v, "sft")
+    assert torch.allclose(loss, torch.tensor([-math.log(0.9), -math.log(0.2), -math.log(0.6)]), atol=1e-6)
+    logp_zc = torch.log(torch.tensor([0.7, 0.3]))
+    assert torch.allclose(sr.score(logp_zc, "sft", 0.1, -5.0), torch.tensor([0.7, 0.3]))
+    assert torch.allclose(sr.score(logp_zc, "mse", 0.1, -5.0), 0.1 * (logp_zc + 5.0))
     with pytest.raises(ValueError, match="unknown self-rewarding loss"):
-        sr.per_sample_sr_loss(logp, logp, logp, "hinge")
+        sr.per_sample_sr_loss(logp_target, logp_target, logp_target, "hinge")
 
 
 def test_swa_mix_and_fallback_by_hand():
@@ -120,6 +127,6 @@ def test_self_verification_metrics_by_hand():
     m = self_verification(scores, correct)
     assert m["true_acc"] == pytest.approx(2 / 3) and m["false_acc"] == pytest.approx(2 / 3)
     assert m["f1"] == pytest.approx(2 / 3) and m["acc"] == pytest.approx(4 / 6)
-    only_correct = self_verification([0.9, 0.1], [True, True])
-    assert only_correct["true_acc"] == 0.5 and math.isnan(only_correct["false_acc"]) and math.isnan(only_correct["f1"])
+    only_correct = self_verification([0.9, 0.1], [True, True])  # official: an empty class counts 0
+    assert only_correct["true_acc"] == 0.5 and only_correct["false_acc"] == 0.0 and only_correct["f1"] == 0.0
     assert self_verification([0.0, 0.0], [True, False])["f1"] == 0.0  # never says "correct"

@@ -63,7 +63,7 @@ def test_sft_warmup_learns_and_is_deterministic(tmp_path):
     from laser import data, model as M
 
     train = data.prepare({"source": "synthetic", "tiers": ["easy"], "n_problems": 64},
-                         name="train", seed=0, instruction_suffix="")
+                         name="train", seed=0, suffix="")
     sft = {"max_steps": 12, "learning_rate": 3e-3, "batch_size": 8, "warmup_steps": 0, "weight_decay": 0.0}
     tok = tiny.build_tokenizer()
 

@@ -26,7 +26,7 @@ def small_config():
 @pytest.fixture(scope="module")
 def train_records():
     return data.prepare({"source": "synthetic", "tiers": ["easy"], "n_problems": 32}, name="train", seed=0,
-                        instruction_suffix="")
+                        suffix="")
 
 
 def _trainer(tiny_checkpoint, config, train_records, tmp_path, method="laser"):
@@ -127,8 +127,8 @@ def test_short_grpo_and_laser_runs(tiny_checkpoint, small_config, train_records,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("overrides", [{"c_ref": {"source": "reference"}}, {"loss": "bce"}, {"swa": False}],
-                         ids=["reference_forward", "bce", "no_swa"])
+@pytest.mark.parametrize("overrides", [{"c_ref": {"source": "reference"}}, {"loss": "sft"}, {"swa": False}],
+                         ids=["reference_forward", "sft", "no_swa"])
 def test_ablations_train(tiny_checkpoint, small_config, train_records, tmp_path, overrides):
     from laser.train import train
 
@@ -173,13 +173,32 @@ def test_bad_training_config_fails_before_training(tiny_checkpoint, small_config
 
     bad = copy.deepcopy(small_config)
     bad["laser"].update(warmup_reasoning_steps=2, warmup_sr_steps=5)
-    with pytest.raises(InputError, match=r"methods.laser': warm-ups w_r \+ w_sr = 7 are not shorter"):
+    with pytest.raises(InputError, match=r"methods.laser': warm-ups w_r \+ w_sr = 7 \(model tiny\) are not shorter"):
         check_training_config(bad, "tiny", "laser")
     check_training_config(bad, "tiny", "grpo")  # GRPO has no warm-ups
     bad = copy.deepcopy(small_config)
     bad["training"].update(gradient_accumulation_steps=3)
-    with pytest.raises(InputError, match="gradient_accumulation_steps': 3 does not divide"):
+    with pytest.raises(InputError, match=r"= 16 completions per optimizer step do not split evenly into "
+                                         r"'training.gradient_accumulation_steps' \(3\) x .* \(1\) micro-batches"):
         check_training_config(bad, "tiny", "grpo")
+    bad["training"].update(gradient_accumulation_steps=4)
+    check_training_config(bad, "tiny", "grpo")
+    bad["training"]["launcher"].update(num_processes=2, num_machines=3)
+    with pytest.raises(InputError, match=r"\(4\) x 'training.launcher.num_processes' x 'training.launcher.num_machines' "
+                                         r"\(6\) micro-batches"):
+        check_training_config(bad, "tiny", "grpo")
+
+
+def test_global_batch_does_not_grow_with_processes(small_config):
+    """prompts_per_step is the global batch: TRL's per-device batch x processes x accumulation."""
+    from laser.train import per_device_batch
+
+    config = copy.deepcopy(small_config)
+    config["training"].update(prompts_per_step=128, num_generations=8, gradient_accumulation_steps=1)
+    for procs, machines, ga in [(1, 1, 1), (8, 1, 1), (8, 1, 4), (4, 2, 2)]:
+        config["training"]["launcher"].update(num_processes=procs, num_machines=machines)
+        config["training"]["gradient_accumulation_steps"] = ga
+        assert per_device_batch(config) * procs * machines * ga == 128 * 8
 
 
 def test_calibration_file_from_another_model_or_token(tmp_path):
@@ -214,14 +233,17 @@ def test_launch_command(small_config):
     from laser.train import launch_command
 
     config = copy.deepcopy(small_config)
-    assert launch_command(config, "spec.json", cuda=True) is None  # one process: in this process
+    assert launch_command(config, "spec.json") is None  # one process: in this process
+    config["training"]["launcher"].update(num_processes=2)
+    cmd = launch_command(config, "spec.json")  # plain multi-process: accelerate's multi-GPU launch, on CPU too
+    assert cmd[:2] == ["accelerate", "launch"] and "--multi_gpu" in cmd and "--cpu" not in cmd
     config["training"]["launcher"].update(num_processes=8, accelerate_config="config/accelerate/fsdp.yaml")
-    cmd = launch_command(config, "spec.json", cuda=True)
+    cmd = launch_command(config, "spec.json")
     assert cmd[:2] == ["accelerate", "launch"] and cmd[-4:] == ["-m", "laser.train", "--spec", "spec.json"]
-    assert cmd[cmd.index("--num_processes") + 1] == "8" and "--cpu" not in cmd
+    assert cmd[cmd.index("--num_processes") + 1] == "8" and "--cpu" not in cmd and "--multi_gpu" not in cmd
     assert cmd[cmd.index("--config_file") + 1] == "config/accelerate/fsdp.yaml"
     config["training"]["launcher"].update(num_machines=2)
-    cmd = launch_command(config, "spec.json", cuda=True)
+    cmd = launch_command(config, "spec.json")
     assert cmd[:6] == ["srun", "--nodes", "2", "--ntasks-per-node", "1", "bash"]
     inner = cmd[-1]
     assert "--num_processes 16 --num_machines 2" in inner and '--machine_rank "$SLURM_NODEID"' in inner
@@ -229,20 +251,34 @@ def test_launch_command(small_config):
 
 
 @pytest.mark.slow
-def test_training_through_accelerate_launch(tiny_checkpoint, small_config, train_records, tmp_path):
-    """The multi-process path (accelerate launch -> python -m laser.train) with one CPU process."""
+def test_two_processes_train_the_same_global_batch(warm_checkpoint, small_config, train_records, tmp_path):
+    """A real two-process run through the workflow's launcher (`accelerate launch --multi_gpu`,
+    MULTI_CPU here, as on GPUs) trains as many prompts and completions per optimizer step as the
+    one-process run of the same config, and its L_sr weights add up to the whole step's
+    N_c + N_i over processes and micro-batches."""
     from laser.io import write_jsonl
     from laser.train import run
 
-    config = copy.deepcopy(small_config)
-    accel = tmp_path / "accelerate.yaml"
-    accel.write_text("compute_environment: LOCAL_MACHINE\ndistributed_type: 'NO'\nnum_processes: 1\n"
-                     "num_machines: 1\nmachine_rank: 0\nmixed_precision: 'no'\nuse_cpu: true\n")
-    config["training"]["launcher"].update(accelerate_config=str(accel))
     write_jsonl(tmp_path / "train.jsonl", train_records)
-    run(config, model="tiny", method="laser", base_dir=str(tiny_checkpoint), out_dir=str(tmp_path / "out"),
-        run_dir=str(tmp_path / "run"), train_path=str(tmp_path / "train.jsonl"), calibration=None)
-    assert (tmp_path / "out" / "model.safetensors").exists() and (tmp_path / "out" / "tokenizer.json").exists()
-    assert json.loads((tmp_path / "run" / "launch_spec.json").read_text())["method"] == "laser"
-    assert pd.read_csv(tmp_path / "run" / "metrics.csv")["step"].tolist() == [1, 2, 3]
-    assert not list(tmp_path.glob(".out.*"))  # temporary folders moved or removed
+    config = copy.deepcopy(small_config)
+    config["training"].update(max_completion_length=40, gradient_accumulation_steps=2)
+    frames = {}
+    for procs in (1, 2):
+        config["training"]["launcher"].update(num_processes=procs, main_process_port=29517)
+        run(config, model="tiny", method="laser", base_dir=str(warm_checkpoint), out_dir=str(tmp_path / f"out{procs}"),
+            run_dir=str(tmp_path / f"run{procs}"), train_path=str(tmp_path / "train.jsonl"), calibration=None)
+        frames[procs] = pd.read_csv(tmp_path / f"run{procs}" / "metrics.csv")
+        assert (tmp_path / f"out{procs}" / "model.safetensors").exists()
+    assert json.loads((tmp_path / "run2" / "launch_spec.json").read_text())["method"] == "laser"
+    for procs, df in frames.items():
+        assert df["step"].tolist() == [1, 2, 3], procs
+        assert df["step_completions"].tolist() == [16.0] * 3, procs  # 4 prompts x 4 generations
+        assert df["step_prompts"].tolist() == [4.0] * 3, procs
+        assert ((df["reward_mean"] * 16).round(6) % 1 == 0).all(), procs  # a mean over 16 rewards
+        # N_c + N_i is the step's finished solutions, all processes together
+        assert (df["sr_norm"] - df["finished_frac"] * 16).abs().max() < 1e-6, procs
+        # total L_sr weight of a step: w_c N_c / N + w_i N_i / N = 1/2 per non-empty class
+        sr_steps = df[df["stage"] >= 2]
+        expected = 0.5 * (sr_steps["w_c"] > 0) + 0.5 * (sr_steps["w_i"] > 0)
+        assert len(sr_steps) == 2 and (sr_steps["sr_weight_total"] - expected).abs().max() < 1e-5, procs
+        assert (sr_steps["sr_norm"] > 0).all(), procs

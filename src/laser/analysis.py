@@ -2,7 +2,14 @@
 
 A *run* is one (model, method, benchmark) generation file, scored, optionally with the
 generative judge's file beside it. Each judge is a list of scores per record:
-``last_token`` = r_s (``self_rewarding_scores``), ``generative`` = the prompted judge's 0/1.
+``last_token`` = the last-token score (``self_rewarding_scores``: r_s, or p(z_c) for a model
+trained with the SFT ablation, as the generation's ``metadata.json`` records),
+``generative`` = the prompted judge's 0/1, or an external verifier's probability. The ``score``
+column of the tables names which score a row judges by.
+
+Self-verification F1 follows the official code: a class with no members (no correct, or no
+incorrect, solutions) has rate 0.0, so F1 = 0, and that 0 enters the averages over benchmarks.
+Only a benchmark without any response has NaN cells.
 """
 
 from __future__ import annotations
@@ -19,6 +26,10 @@ from .judge import BUILTIN_JUDGES
 
 KEYS = ["model", "method", "benchmark", "judge"]
 
+# What each judge's scores are (the `score` column): the last-token judge's comes from the run.
+SCORE_OF_JUDGE = {"generative": "verdict"}  # 1.0 for a boxed "correct", else 0.0
+VERIFIER_SCORE = "p_correct"  # an external verifier's probability of correct
+
 
 @dataclass
 class Run:
@@ -27,15 +38,23 @@ class Run:
     benchmark: str
     records: list[dict]
     judges: dict[str, list[list[float]]] = field(default_factory=dict)
+    score: str = "r_s"  # the last-token score: "r_s" or "p_zc" (laser.scoring.SCORES)
+
+    def score_of(self, judge: str) -> str:
+        """What `judge`'s scores are: r_s / p_zc (last token), verdict, or p_correct (a verifier)."""
+        return self.score if judge == "last_token" else SCORE_OF_JUDGE.get(judge, VERIFIER_SCORE)
 
 
 def load_run(generation_path: str | Path, judge_path: str | Path | None = None,
              verifier_paths: dict[str, str | Path] | None = None) -> Run:
     """Read `results/generations/{model}/{method}/{benchmark}.jsonl`, its generative-judge file
-    and its external verifiers' files ({name: path}), each a judge of the run."""
+    and its external verifiers' files ({name: path}), each a judge of the run. The last-token
+    score's kind is `scoring.score` of the `metadata.json` beside the file (r_s when absent)."""
     path = Path(generation_path)
     records = read_jsonl(path)
-    run = Run(path.parts[-3], path.parts[-2], path.stem, records)
+    meta = path.parent / "metadata.json"
+    score = (read_json(meta).get("scoring") or {}).get("score", "r_s") if meta.exists() else "r_s"
+    run = Run(path.parts[-3], path.parts[-2], path.stem, records, score=score)
     for line, rec in enumerate(records, 1):
         if "self_rewarding_scores" not in rec:
             raise InputError(f"{path}:{line}: no self_rewarding_scores (file not scored)")
@@ -58,10 +77,12 @@ def _judge_scores(path, field: str, generation_path: Path, records: list[dict]) 
 
 
 def _average_rows(df: pd.DataFrame, value_cols: list[str]) -> pd.DataFrame:
-    """benchmark = 'average': the mean over benchmarks of each column (NaN cells skipped)."""
+    """benchmark = 'average': the mean over benchmarks of each column. F1 = 0 of a benchmark
+    with an empty class counts (official); NaN cells (benchmarks without responses) are skipped."""
     if df.empty:
         return df
-    avg = df.groupby(["model", "method", "judge"], sort=False)[value_cols].mean(numeric_only=True).reset_index()
+    keys = ["model", "method", "judge", "score"]
+    avg = df.groupby(keys, sort=False)[value_cols].mean(numeric_only=True).reset_index()
     avg["benchmark"] = "average"
     return avg
 
@@ -73,33 +94,35 @@ def main_table(runs: list[Run], threshold: float = 0.5) -> pd.DataFrame:
         base = metrics.summary_row(run.records, model=run.model, method=run.method, benchmark=run.benchmark)
         lengths = [n for r in run.records for n in r.get("response_lengths", [])]
         for judge, scores in run.judges.items():
-            rows.append({**base, "judge": judge, "n_responses": sum(len(r["acc_list"]) for r in run.records),
+            rows.append({**base, "judge": judge, "score": run.score_of(judge),
+                         "n_responses": sum(len(r["acc_list"]) for r in run.records),
                          **metrics.verification_row(run.records, scores, threshold),
                          "mean_length": sum(lengths) / len(lengths) if lengths else math.nan})
-    cols = ["model", "method", "benchmark", "judge", "n_problems", "n_samples", "n_responses", "accuracy",
+    cols = ["model", "method", "benchmark", "judge", "score", "n_problems", "n_samples", "n_responses", "accuracy",
             "f1_filtered", "f1_all", "true_acc", "false_acc", "judgement_acc", "boxed", "finished", "mean_length"]
     df = pd.DataFrame(rows, columns=cols)
     values = ["accuracy", "f1_filtered", "f1_all", "true_acc", "false_acc", "judgement_acc", "boxed",
               "finished", "mean_length"]
     avg = _average_rows(df, values)
     if not avg.empty:
-        counts = df.groupby(["model", "method", "judge"], sort=False)[["n_problems", "n_responses"]].sum()
-        avg = avg.join(counts, on=["model", "method", "judge"])
+        counts = df.groupby(["model", "method", "judge", "score"], sort=False)[["n_problems", "n_responses"]].sum()
+        avg = avg.join(counts, on=["model", "method", "judge", "score"])
         df = pd.concat([df, avg], ignore_index=True)[cols]
     return df.astype({"n_problems": "Int64", "n_samples": "Int64", "n_responses": "Int64"})
 
 
 def table1(main: pd.DataFrame) -> pd.DataFrame:
-    """Wide layout of Table 1: rows (model, method, judge), columns accuracy and F1 per benchmark."""
+    """Wide layout of Table 1: rows (model, method, judge, score), columns accuracy and F1 per benchmark."""
+    index_cols = ["model", "method", "judge", "score"]
     if main.empty:
-        return pd.DataFrame(columns=["model", "method", "judge"])
-    wide = main.pivot_table(index=["model", "method", "judge"], columns="benchmark",
+        return pd.DataFrame(columns=index_cols)
+    wide = main.pivot_table(index=index_cols, columns="benchmark",
                             values=["accuracy", "f1_filtered"], sort=False, dropna=False)
     order = list(dict.fromkeys(main["benchmark"]))
     wide = wide.reindex(columns=[(v, b) for v in ("accuracy", "f1_filtered") for b in order])
     wide.columns = [f"{'acc' if v == 'accuracy' else 'f1'}_{b}" for v, b in wide.columns]
-    index = main[["model", "method", "judge"]].drop_duplicates()
-    return index.merge(wide.reset_index(), on=["model", "method", "judge"])
+    index = main[index_cols].drop_duplicates()
+    return index.merge(wide.reset_index(), on=index_cols)
 
 
 def scaling_table(runs: list[Run], *, n_subsets: int, seed: int) -> pd.DataFrame:
@@ -132,9 +155,10 @@ def c_ref_table(paths: list[str | Path]) -> pd.DataFrame:
 
 
 def ablations_table(main: pd.DataFrame, reference: str = "laser") -> pd.DataFrame:
-    """Average accuracy and last-token F1 of every method, and the difference to `reference`."""
+    """Average accuracy and last-token F1 of every method (`score`: r_s, or p_zc for the SFT
+    ablation), and the difference to `reference`."""
     avg = main[(main["benchmark"] == "average") & (main["judge"] == "last_token")]
-    out = avg[["model", "method", "accuracy", "f1_filtered", "f1_all"]].rename(
+    out = avg[["model", "method", "score", "accuracy", "f1_filtered", "f1_all"]].rename(
         columns={"accuracy": "avg_accuracy", "f1_filtered": "avg_f1_filtered", "f1_all": "avg_f1_all"})
     out = out.reset_index(drop=True)
     for col in ("avg_accuracy", "avg_f1_filtered"):
@@ -164,16 +188,17 @@ def reliability_table(runs: list[Run], n_bins: int = 10, judge: str = "last_toke
 def verifiers_table(main: pd.DataFrame, calibration: pd.DataFrame) -> pd.DataFrame:
     """External verifiers next to LaSeR's self-reward (PAPER.md section 3): for every (model,
     method) some verifier judged, one row per benchmark and judge (r_s and each verifier), + averages."""
-    cols = KEYS + ["n_responses", "f1_filtered", "f1_all", "true_acc", "false_acc", "judgement_acc", "ece", "auroc"]
+    cols = KEYS + ["score", "n_responses", "f1_filtered", "f1_all", "true_acc", "false_acc", "judgement_acc", "ece",
+                   "auroc"]
     per = main[main["benchmark"] != "average"]
     judged = per.loc[~per["judge"].isin(BUILTIN_JUDGES), ["model", "method"]].drop_duplicates()
     if judged.empty:
         return pd.DataFrame(columns=cols)
     rows = per.merge(judged, on=["model", "method"])
     rows = rows[rows["judge"] != "generative"].merge(calibration[KEYS + ["ece", "auroc"]], on=KEYS, how="left")[cols]
-    avg = _average_rows(rows, cols[5:])
-    avg = avg.join(rows.groupby(["model", "method", "judge"], sort=False)["n_responses"].sum(),
-                   on=["model", "method", "judge"])
+    avg = _average_rows(rows, cols[6:])
+    avg = avg.join(rows.groupby(["model", "method", "judge", "score"], sort=False)["n_responses"].sum(),
+                   on=["model", "method", "judge", "score"])
     return pd.concat([rows, avg], ignore_index=True)[cols].astype({"n_responses": "Int64"})
 
 

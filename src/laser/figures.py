@@ -65,10 +65,13 @@ def scaling_figure(scaling: pd.DataFrame, stem, judge: str = "last_token"):
 
 
 def histogram_figure(runs, stem, judge: str = "last_token", bins: int = 30):
-    """r_s of correct vs incorrect (boxed) solutions, per (model, method), benchmarks pooled."""
+    """r_s (p(z_c) for the SFT ablation) of correct vs incorrect (boxed) solutions, per (model,
+    method), benchmarks pooled."""
     from .analysis import pooled_scores
 
     pooled = pooled_scores(runs, judge)
+    kinds = {(run.model, run.method): run.score_of(judge) for run in runs}
+    labels = {"r_s": "self-reward score r_s", "p_zc": "p(z_c | x, y, EOS)"}
     fig, axes = _grid(1, len(pooled))
     if not pooled:
         _empty(axes[0][0])
@@ -79,7 +82,7 @@ def histogram_figure(runs, stem, judge: str = "last_token", bins: int = 30):
                 ax.hist(xs, bins=bins, alpha=0.55, color=COLORS[label], label=f"{label} (n={len(xs)})")
         ax.axvline(0.5, color="k", lw=0.8, ls="--")
         ax.set_title(f"{model}/{method}")
-        ax.set_xlabel("self-reward score r_s")
+        ax.set_xlabel(labels.get(kinds[(model, method)], kinds[(model, method)]))
         ax.set_ylabel("solutions")
         ax.legend(fontsize=7)
     return save(fig, stem)

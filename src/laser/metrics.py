@@ -1,8 +1,9 @@
 """Metrics over generation records (official LaSeR format), PAPER.md sections 1 and 3.
 
 A judge's `scores` are one list per record aligned with ``responses``: the last-token judge's
-``self_rewarding_scores`` (r_s) or the generative judge's 0/1 ``judge_scores``. "filtered"
-means the responses with a boxed answer (the ones a judge scores), "all" every response.
+``self_rewarding_scores`` (r_s; p(z_c) for the SFT ablation) or the generative judge's 0/1
+``judge_scores``. "filtered" means the responses with a boxed answer (the ones a judge scores),
+"all" every response.
 """
 
 from __future__ import annotations
@@ -39,22 +40,24 @@ def summary_row(records: list[dict], **keys) -> dict:
             "finished": finished_rate(records)}
 
 
-def self_verification(scores, correct, threshold: float = 0.5) -> dict:
-    """The paper's self-verification metrics: true_acc = share of correct solutions judged
+def self_verification(scores, correct, threshold: float = 0.5, *, no_pairs: float = NAN) -> dict:
+    """The paper's self-verification metrics, as the official code computes them
+    (``calculate_self_rewarding_scores.py``): true_acc = share of correct solutions judged
     correct (score > threshold), false_acc = share of incorrect ones judged incorrect,
     F1 = their harmonic mean (0 when both are 0), acc = overall agreement.
-    A class with no members gives NaN for its rate and for F1."""
+
+    A class with no members counts 0.0 for its rate (official), so F1 is 0 whenever all
+    solutions are correct or all incorrect, and that 0 enters averages. With no pairs at all
+    every value is `no_pairs` (NaN by default: nothing was judged)."""
     pairs = list(zip(scores, correct))
+    if not pairs:
+        return dict.fromkeys(("true_acc", "false_acc", "f1", "acc"), no_pairs)
     pos = [s > threshold for s, c in pairs if c]
     neg = [s <= threshold for s, c in pairs if not c]
-    true_acc = sum(pos) / len(pos) if pos else NAN
-    false_acc = sum(neg) / len(neg) if neg else NAN
-    if pos and neg:
-        f1 = 2 * true_acc * false_acc / (true_acc + false_acc) if true_acc + false_acc else 0.0
-    else:
-        f1 = NAN
-    acc = (sum(pos) + sum(neg)) / len(pairs) if pairs else NAN
-    return {"true_acc": true_acc, "false_acc": false_acc, "f1": f1, "acc": acc}
+    true_acc = sum(pos) / len(pos) if pos else 0.0
+    false_acc = sum(neg) / len(neg) if neg else 0.0
+    f1 = 2 * true_acc * false_acc / (true_acc + false_acc) if true_acc + false_acc else 0.0
+    return {"true_acc": true_acc, "false_acc": false_acc, "f1": f1, "acc": (sum(pos) + sum(neg)) / len(pairs)}
 
 
 def flat(records: list[dict], scores: list[list[float]]):
@@ -88,9 +91,15 @@ def unflatten(values: list, records: list[dict]) -> list[list]:
 
 
 def verification_row(records: list[dict], scores: list[list[float]], threshold: float = 0.5) -> dict:
-    """true_acc / false_acc / judgement accuracy (filtered) and F1 filtered and all."""
+    """true_acc / false_acc / judgement accuracy (filtered) and F1 filtered and all.
+
+    Official definition throughout (see `self_verification`). Only a benchmark without any
+    response gives NaN (its accuracy is NaN too); one whose responses have no boxed answer
+    gets 0.0 for the filtered values, as in the official code."""
     rows = list(flat(records, scores))
-    filt = self_verification([s for s, _, b, _ in rows if b], [c for _, c, b, _ in rows if b], threshold)
+    empty = NAN if not rows else 0.0
+    filt = self_verification([s for s, _, b, _ in rows if b], [c for _, c, b, _ in rows if b], threshold,
+                             no_pairs=empty)
     every = self_verification([s for s, *_ in rows], [c for _, c, *_ in rows], threshold)
     return {"true_acc": filt["true_acc"], "false_acc": filt["false_acc"], "f1_filtered": filt["f1"],
             "f1_all": every["f1"], "judgement_acc": filt["acc"]}

@@ -1,4 +1,5 @@
-"""Self-reward scores of sampled solutions: r_s = beta_v * (log pi(z_c | x, y, EOS) - c_ref).
+"""Self-reward scores of sampled solutions: r_s = beta_v * (log pi(z_c | x, y, EOS) - c_ref), or
+p(z_c) = exp(log pi(z_c | x, y, EOS)) for a model trained with the SFT ablation (``laser.loss: sft``).
 
 Sequences are built from token ids (``prompt_ids + response_ids + [EOS, z_c]``), never by string
 surgery on a chat template (PAPER.md pitfall 4). Like the official evaluation, only responses
@@ -9,18 +10,40 @@ Also the `laser-score` command: score any JSONL in the official format with any 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from .generation import zc_logprobs_transformers  # noqa: F401  (re-exported)
 from .metrics import unflatten
 
+# The last-token scores: `r_s` (the paper's, for models trained with the MSE loss) and `p_zc`
+# (the probability of z_c, for the SFT/BCE ablation: the official code trains it by cross-entropy
+# on z_c after correct and z_c + 1 after incorrect solutions and judges "correct" iff p > 0.5).
+SCORES = ("r_s", "p_zc")
 
-def add_self_rewarding_scores(records: list[dict], *, beta_v: float, c_ref: float | None,
-                              ref_logprobs: list[list[float]] | None = None) -> list[dict]:
+
+def score_kind(settings: dict) -> str:
+    """The last-token score a run is judged by, from its resolved settings
+    (`laser.config.run_settings`): the score it was trained to produce."""
+    return "p_zc" if settings.get("loss") == "sft" else "r_s"
+
+
+def add_self_rewarding_scores(records: list[dict], *, beta_v: float | None = None, c_ref: float | None = None,
+                              ref_logprobs: list[list[float]] | None = None, score: str = "r_s") -> list[dict]:
     """Set ``self_rewarding_scores`` from each record's ``zc_logprobs`` (in place; returned).
 
-    `c_ref` is the constant; with `c_ref=None` the per-response reference log-probs
-    `ref_logprobs` (reference-forward mode) take its place."""
+    `score="r_s"`: beta_v * (log p(z_c) - c_ref) with the constant `c_ref`, or with `c_ref=None`
+    the per-response reference log-probs `ref_logprobs` (reference-forward mode) in its place.
+    `score="p_zc"`: exp(log p(z_c)), a probability; beta_v, c_ref and ref_logprobs are unused."""
+    if score not in SCORES:
+        raise ValueError(f"unknown score {score!r}; choose one of {', '.join(SCORES)}")
+    if score == "p_zc":
+        for rec in records:
+            rec["self_rewarding_scores"] = [math.exp(lp) if pred is not None else 0.0
+                                            for lp, pred in zip(rec["zc_logprobs"], rec["pred_answers"])]
+        return records
+    if beta_v is None:
+        raise ValueError("r_s needs beta_v")
     if c_ref is None and ref_logprobs is None:
         raise ValueError("need a constant c_ref or per-response reference log-probs")
     for i, rec in enumerate(records):
@@ -31,11 +54,11 @@ def add_self_rewarding_scores(records: list[dict], *, beta_v: float, c_ref: floa
     return records
 
 
-def token_ids_of(records: list[dict], tok, instruction_suffix: str = "") -> tuple[list[list[int]], list[list[int]]]:
+def token_ids_of(records: list[dict], tok, suffix: str = "") -> tuple[list[list[int]], list[list[int]]]:
     """Prompt and response token ids of every (record, response) pair, flattened.
 
     The prompt is the record's exact ``prompt`` text when present, else the chat template applied
-    to ``messages`` or to ``problem + instruction_suffix``. Response ids are the recorded
+    to ``messages`` or to ``problem + suffix``. Response ids are the recorded
     ``response_token_ids`` when they decode to the response text with this tokenizer, else the
     text is tokenized."""
     prompts, responses = [], []
@@ -43,7 +66,7 @@ def token_ids_of(records: list[dict], tok, instruction_suffix: str = "") -> tupl
         if "prompt" in rec:
             text = rec["prompt"]
         else:
-            messages = rec.get("messages") or [{"role": "user", "content": rec["problem"] + instruction_suffix}]
+            messages = rec.get("messages") or [{"role": "user", "content": rec["problem"] + suffix}]
             text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         p = tok(text, add_special_tokens=False).input_ids
         recorded = rec.get("response_token_ids") or [None] * len(rec["responses"])
@@ -57,7 +80,7 @@ def token_ids_of(records: list[dict], tok, instruction_suffix: str = "") -> tupl
 
 def score_file_records(records: list[dict], model_dir: str, *, z_c: str, backend: str = "vllm",
                        route: str = "onetoken", gen_cfg: dict | None = None,
-                       instruction_suffix: str = "") -> list[dict]:
+                       suffix: str = "") -> list[dict]:
     """``zc_logprobs`` of every response of `records` under the model in `model_dir`."""
     from .generation import (close_engine, load_model, load_tokenizer, vllm_engine,
                              vllm_zc_logprobs)
@@ -65,7 +88,7 @@ def score_file_records(records: list[dict], model_dir: str, *, z_c: str, backend
 
     tok = load_tokenizer(model_dir)
     zc_id = check_z_c(tok, z_c, "--z-c")
-    prompts, responses = token_ids_of(records, tok, instruction_suffix)
+    prompts, responses = token_ids_of(records, tok, suffix)
     cfg = {"seed": 0, "dtype": "auto", "tensor_parallel_size": 1, "vllm_kv_cache_gib": 1.0, **(gen_cfg or {})}
     if not prompts:
         logps = []
@@ -107,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--input", required=True, help="JSONL: problem/answer (or prompt), responses, ...")
     parser.add_argument("--output", required=True, help="JSONL written with zc_logprobs and self_rewarding_scores")
     parser.add_argument("--z-c", required=True, help="the self-rewarding token, e.g. <|vision_end|>")
-    ref = parser.add_mutually_exclusive_group(required=True)
+    parser.add_argument("--score", choices=SCORES, default="r_s",
+                        help="r_s = beta_v (log p(z_c) - c_ref) (default; needs --c-ref or --calibration), "
+                             "or p_zc = p(z_c) for models trained with the SFT ablation (laser.loss: sft)")
+    ref = parser.add_mutually_exclusive_group()
     ref.add_argument("--c-ref", type=float, help="constant c_ref")
     ref.add_argument("--calibration", help="calibration JSON written by the calibrate rule")
     parser.add_argument("--beta-v", type=float, default=0.1)
@@ -115,13 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--route", choices=["onetoken", "reprefill"], default="onetoken")
     parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto")
     parser.add_argument("--tensor-parallel-size", type=int, default=1)
-    parser.add_argument("--instruction-suffix", default="",
+    parser.add_argument("--prompt-suffix", default="",
                         help="appended to `problem` when a record has neither `prompt` nor `messages`")
     args = parser.parse_args(argv)
+    if args.score == "r_s" and args.c_ref is None and args.calibration is None:
+        parser.error("--score r_s needs one of the arguments --c-ref --calibration")
 
     from .grading import grade
     from .io import InputError, read_jsonl, write_jsonl
-    from .metrics import self_verification
+    from .metrics import verification_row
 
     try:
         records = read_jsonl(args.input)
@@ -135,20 +163,21 @@ def main(argv: list[str] | None = None) -> int:
                 rec.setdefault("pred_answers", [p for p, _ in graded])
                 if "answer" in rec:
                     rec.setdefault("acc_list", [c for _, c in graded])
-        c_ref = args.c_ref if args.c_ref is not None else _calibrated_c_ref(args.calibration, args.z_c)
+        c_ref = None
+        if args.score == "r_s":
+            c_ref = args.c_ref if args.c_ref is not None else _calibrated_c_ref(args.calibration, args.z_c)
         score_file_records(records, args.model, z_c=args.z_c, backend=args.backend, route=args.route,
                            gen_cfg={"dtype": args.dtype, "tensor_parallel_size": args.tensor_parallel_size},
-                           instruction_suffix=args.instruction_suffix)
+                           suffix=args.prompt_suffix)
     except (InputError, KeyError, ValueError) as e:
         print(f"laser-score: error: {e}", file=sys.stderr)
         return 2
-    add_self_rewarding_scores(records, beta_v=args.beta_v, c_ref=c_ref)
+    add_self_rewarding_scores(records, beta_v=args.beta_v, c_ref=c_ref, score=args.score)
     write_jsonl(args.output, records)
     if all("acc_list" in r for r in records):
-        scored = [(s, c) for r in records for s, c, p in zip(r["self_rewarding_scores"], r["acc_list"],
-                                                              r["pred_answers"]) if p is not None]
-        sv = self_verification([s for s, _ in scored], [c for _, c in scored])
-        print(f"{args.output}: {sum(len(r['responses']) for r in records)} responses; filtered F1 {sv['f1']:.4f} "
+        sv = verification_row(records, [r["self_rewarding_scores"] for r in records])
+        print(f"{args.output}: {sum(len(r['responses']) for r in records)} responses; filtered F1 of "
+              f"{args.score} > 0.5 {sv['f1_filtered']:.4f} "
               f"(true_acc {sv['true_acc']:.4f}, false_acc {sv['false_acc']:.4f})")
     return 0
 

@@ -41,24 +41,36 @@ def class_weights(r_v: torch.Tensor, finished: torch.Tensor, balanced: bool = Tr
     return weights, n_c, n_i, w_c, w_i
 
 
-def per_sample_sr_loss(logp_zc: torch.Tensor, r_s: torch.Tensor, r_v: torch.Tensor, variant: str) -> torch.Tensor:
+def score(logp_zc: torch.Tensor, variant: str, beta_v: float, c_ref: torch.Tensor | float) -> torch.Tensor:
+    """The self-verification score a method is trained towards and judged by (threshold 0.5):
+    r_s for `mse` (the paper), p(z_c | x, y, EOS) for `sft` (the official SFT ablation)."""
+    return logp_zc.exp() if variant == "sft" else self_reward(logp_zc, beta_v, c_ref)
+
+
+def sft_tokens(zc_id: int, r_v: torch.Tensor) -> torch.Tensor:
+    """The official SFT ablation's target token after each solution: z_c after correct ones,
+    the next token id z_c + 1 after incorrect ones."""
+    return zc_id + (r_v <= 0.5).long()
+
+
+def per_sample_sr_loss(logp_target: torch.Tensor, r_s: torch.Tensor, r_v: torch.Tensor, variant: str) -> torch.Tensor:
     """Unweighted per-sample self-rewarding loss.
 
-    `mse` (the paper): (r_s - r_v)^2. `bce` (the paper's ablation): binary cross-entropy of the
-    probability of z_c itself against r_v, i.e. SFT on z_c for correct solutions and
-    unlikelihood for incorrect ones.
+    `mse` (the paper): (r_s - r_v)^2, `logp_target` being log pi(z_c | x, y, EOS).
+    `sft` (the official BCE/SFT ablation, RUCBM/LaSeR `use_sft_loss`): cross-entropy of the
+    target token, `logp_target` being log pi(sft_tokens(z_c, r_v) | x, y, EOS).
     """
     if variant == "mse":
         return (r_s - r_v) ** 2
-    if variant == "bce":
-        p_log = logp_zc.clamp(max=-1e-6)
-        return -(r_v * p_log + (1 - r_v) * torch.log1p(-torch.exp(p_log)))
-    raise ValueError(f"unknown self-rewarding loss {variant!r}; choose 'mse' or 'bce'")
+    if variant == "sft":
+        return -logp_target
+    raise ValueError(f"unknown self-rewarding loss {variant!r}; choose 'mse' or 'sft'")
 
 
-def sr_loss(logp_zc, r_s, r_v, weights, normalizer: float, variant: str = "mse") -> torch.Tensor:
+def sr_loss(logp_target, r_s, r_v, weights, normalizer: float, variant: str = "mse") -> torch.Tensor:
     """sum_i w_i * loss_i / normalizer (normalizer = N_c + N_i of the whole step, so micro-batches add up)."""
-    return (weights * per_sample_sr_loss(logp_zc, r_s, r_v, variant)).sum() / max(normalizer, 1.0)
+    # no finished solution in the step: every weight is 0, any positive normalizer will do
+    return (weights * per_sample_sr_loss(logp_target, r_s, r_v, variant)).sum() / (normalizer if normalizer > 0 else 1.0)
 
 
 def swa_scores(r_s: torch.Tensor, finished: torch.Tensor, group_size: int, threshold: float):
@@ -96,7 +108,7 @@ def stage(step: int, w_r: int, w_sr: int) -> int:
     return 3
 
 
-def insert_zc(input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_keep: int, zc_id: int,
+def insert_zc(input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_keep: int, zc_id,
               eos_ids: list[int], pad_id: int):
     """Place z_c right after each finished completion's EOS, by token id.
 
@@ -104,7 +116,8 @@ def insert_zc(input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_k
     columns being the completion. One column is appended so the longest completion has room.
     Returns (input_ids', attention_mask', slot, finished): `slot` is each row's z_c index in
     completion coordinates (= completion length incl. EOS), so the per-token log-prob at `slot`
-    is log pi(z_c | x, y, EOS). Truncated rows (no EOS) get no z_c.
+    is log pi(z_c | x, y, EOS). Truncated rows (no EOS) get no z_c. `zc_id` may be a tensor of one
+    token id per row.
     """
     bsz, width = input_ids.shape
     start = width - logits_to_keep
@@ -116,7 +129,7 @@ def insert_zc(input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_k
     mask = torch.cat([attention_mask, attention_mask.new_zeros((bsz, 1))], dim=1)
     rows = finished.nonzero(as_tuple=True)[0]
     cols = start + comp_len[rows]
-    ids[rows, cols] = zc_id
+    ids[rows, cols] = zc_id[rows] if torch.is_tensor(zc_id) else zc_id  # a token per row: the SFT ablation
     mask[rows, cols] = 1
     return ids, mask, comp_len, finished
 

@@ -14,3 +14,33 @@ def write_table(df, csv_path: str | Path, float_format: str = "%.4f") -> None:
     write_text(csv_path.with_suffix(".md"), df.to_markdown(index=False, floatfmt=".4f") + "\n")
     write_text(csv_path.with_suffix(".tex"),
                df.to_latex(index=False, float_format=lambda x: f"{x:.4f}", escape=True))
+
+
+def _shown(text: str | None) -> str | None:
+    """A prompt suffix as a JSON string literal, so leading spaces and newlines stay visible."""
+    import json
+
+    return None if text is None else json.dumps(text, ensure_ascii=False)
+
+
+def prompts_table(metadata_paths: list[str | Path]):
+    """The prompts behind every result: one row per checkpoint (model, method) from
+    `results/generations/{model}/{method}/metadata.json`, with ``eval_suffix`` (appended to each
+    benchmark problem at evaluation), ``train_suffix`` (of the training prompts; empty where the
+    training data brings its own) and ``dataset_prompts`` (benchmarks evaluated with their own
+    chat prompts instead). Suffixes are shown as JSON string literals ("" = the bare problem)."""
+    import pandas as pd
+
+    from .io import InputError, read_json
+
+    cols = ["model", "method", "eval_suffix", "train_suffix", "dataset_prompts"]
+    rows = []
+    for path in metadata_paths:
+        path = Path(path)
+        prompt = read_json(path).get("prompt")
+        if not isinstance(prompt, dict) or "eval_suffix" not in prompt:
+            raise InputError(f"{path}: no 'prompt' record (written before prompts were recorded); rerun the generate rule")
+        rows.append({"model": path.parts[-3], "method": path.parts[-2], "eval_suffix": _shown(prompt["eval_suffix"]),
+                     "train_suffix": _shown(prompt.get("train_suffix")),
+                     "dataset_prompts": " ".join(prompt.get("dataset_prompts") or [])})
+    return pd.DataFrame(rows, columns=cols)

@@ -8,6 +8,8 @@ offline unless the user opts in).
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 from pathlib import Path
@@ -15,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 from transformers import TrainerCallback
 
-from .config import run_settings
+from .config import ConfigError, check_training, run_settings, world_size
 from .grading import grade
 from .io import InputError, atomic_path, write_text
 
@@ -24,17 +26,78 @@ RENAME = {"reward": "reward_mean", "completions/mean_length": "completion_length
 
 
 def check_training_config(config: dict, model: str, method: str) -> None:
-    """Clear errors before training starts (named config keys)."""
+    """Clear errors before training starts (named config keys); the same check runs when
+    Snakemake parses the workflow (`laser.config.check_training`)."""
+    try:
+        check_training(config, method)
+    except ConfigError as e:
+        raise InputError(str(e)) from None
+
+
+def per_device_batch(config: dict) -> int:
+    """Completions per process and micro-batch, so that one optimizer step trains exactly
+    `prompts_per_step * num_generations` completions whatever the number of processes (TRL
+    multiplies `per_device_train_batch_size` by the world size and the accumulation steps)."""
     t = config["training"]
-    settings = run_settings(config, model, method)
-    if t["prompts_per_step"] * t["num_generations"] % t["gradient_accumulation_steps"]:
-        raise InputError(f"config key 'training.gradient_accumulation_steps': {t['gradient_accumulation_steps']} "
-                         f"does not divide the step's {t['prompts_per_step'] * t['num_generations']} completions")
-    if settings["laser"]:
-        w = settings["warmup_reasoning_steps"] + settings["warmup_sr_steps"]
-        if w >= t["max_steps"]:
-            raise InputError(f"config key 'methods.{method}': warm-ups w_r + w_sr = {w} are not shorter than "
-                             f"training.max_steps = {t['max_steps']}")
+    return t["prompts_per_step"] * t["num_generations"] // (t["gradient_accumulation_steps"] * world_size(config))
+
+
+def compute_bf16(config: dict, cuda: bool) -> bool:
+    """bf16 autocast compute (training.mixed_precision); the weights stay float32 either way."""
+    mp = config["training"]["mixed_precision"]
+    return cuda if mp == "auto" else mp == "bf16"
+
+
+# What a run's checkpoints depend on. Keys that only say how it is run or saved are left out,
+# so that a new checkpoint interval or port still resumes.
+_NOT_IN_FINGERPRINT = ("save_steps", "save_total_limit")
+FINGERPRINT_FILE = "run_fingerprint.json"
+
+
+def dir_digest(path: str | Path) -> str:
+    """sha256 over a directory's file names and contents (a base checkpoint)."""
+    h = hashlib.sha256()
+    root = Path(path)
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(root)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 24), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def run_fingerprint(config: dict, *, model: str, method: str, base_dir: str, train_records: list[dict],
+                    c_ref: float | None) -> dict:
+    """Everything that determines a training run's trajectory: its resolved settings, the base
+    checkpoint, the training data (prompts included), the seed, the world size and c_ref."""
+    t = {k: v for k, v in config["training"].items() if k not in _NOT_IN_FINGERPRINT}
+    t["launcher"] = {"world_size": world_size(config)}
+    data = hashlib.sha256(json.dumps(train_records, sort_keys=True).encode()).hexdigest()
+    return {"seed": config["seed"], "settings": run_settings(config, model, method), "training": t,
+            "grading": config["grading"], "c_ref": c_ref, "base_checkpoint": dir_digest(base_dir),
+            "train_data": data}
+
+
+def prepare_checkpoints(out: Path, fingerprint: dict) -> str | None:
+    """The checkpoint to resume from: the last one in `out` if the same run wrote it. Checkpoints
+    of another run (a config edit, a new base model or data) are deleted and training starts
+    from step 0, said in the job log. Call on the main process only."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    stamp = out / FINGERPRINT_FILE
+    old = json.loads(stamp.read_text()) if stamp.is_file() else None
+    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    if last and old == fingerprint:
+        print(f"resuming from {last} (same run)", flush=True)
+        return last
+    if last or old:
+        changed = sorted(k for k in fingerprint if old is None or old.get(k) != fingerprint[k])
+        print(f"checkpoints in {out} were written by another run (differs in: {', '.join(changed) or 'unknown'}); "
+              f"deleting them and training from step 0", flush=True)
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text(stamp, json.dumps(fingerprint, indent=2, sort_keys=True) + "\n")
+    return None
 
 
 def accuracy_reward_fn(format_gate: bool):
@@ -89,22 +152,23 @@ def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_d
     os.environ.setdefault("WANDB_DIR", str(run_dir))
     os.environ.setdefault("WANDB_PROJECT", "laser")
     cuda = torch.cuda.is_available()
-    completions = t["prompts_per_step"] * t["num_generations"]
     args = LaserConfig(
         output_dir=str(run_dir / "checkpoints"),
         run_name=f"{model}-{method}",
         seed=config["seed"], data_seed=config["seed"],
         max_steps=t["max_steps"], learning_rate=t["learning_rate"], lr_scheduler_type="constant",
         weight_decay=t["weight_decay"], max_grad_norm=t["max_grad_norm"],
-        per_device_train_batch_size=completions // t["gradient_accumulation_steps"],
+        per_device_train_batch_size=per_device_batch(config),
         gradient_accumulation_steps=t["gradient_accumulation_steps"],
         num_generations=t["num_generations"], max_completion_length=t["max_completion_length"],
         temperature=t["temperature"], top_p=t["top_p"], beta=t["kl_coef"], epsilon=t["clip"],
-        loss_type=t["loss_type"], scale_rewards="group", mask_truncated_completions=False,
+        delta=t["dual_clip"], loss_type=t["loss_type"], scale_rewards="group", mask_truncated_completions=False,
         use_vllm=t["use_vllm"], vllm_mode=t["vllm_mode"],
+        vllm_importance_sampling_correction=t["vllm_importance_sampling_correction"],
         logging_steps=1, save_strategy="steps", save_steps=t["save_steps"], save_only_model=False,
+        save_total_limit=t["save_total_limit"],
         report_to=[r for r in os.environ.get("LASER_REPORT_TO", "wandb").split(",") if r != "none"],
-        use_cpu=not cuda, bf16=cuda, gradient_checkpointing=False,
+        use_cpu=not cuda, bf16=compute_bf16(config, cuda), gradient_checkpointing=False,
         dataloader_num_workers=0, disable_tqdm=False,
         laser=s["laser"], zc_token_id=zc_id, beta_v=s["beta_v"], sr_coef=s["alpha"],
         c_ref=c_ref, c_ref_mode="reference" if s["c_ref"]["source"] == "reference" else "constant",
@@ -112,9 +176,14 @@ def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_d
         swa_tau=s["tau"], swa_std_threshold=s["swa_std_threshold"],
         warmup_reasoning_steps=s["warmup_reasoning_steps"], warmup_sr_steps=s["warmup_sr_steps"],
     )
-    dtype = torch.bfloat16 if cuda else torch.float32
-    policy = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype)
-    ref = AutoModelForCausalLM.from_pretrained(base_dir, dtype=dtype) if args.c_ref_mode == "reference" else None
+    if args.world_size != world_size(config):
+        raise InputError(f"config key 'training.launcher': {world_size(config)} training process(es) configured, "
+                         f"but this job runs {args.world_size}; start it through `laser.train.run`")
+    # float32 master weights and optimizer state; bf16 only as autocast compute (args.bf16).
+    # Weights stored in bf16 would round most lr-1e-6 AdamW updates away.
+    policy = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    ref_dtype = torch.bfloat16 if args.bf16 else torch.float32  # no grads: compute precision is enough
+    ref = AutoModelForCausalLM.from_pretrained(base_dir, dtype=ref_dtype) if args.c_ref_mode == "reference" else None
     dataset = Dataset.from_list([{"prompt": r["messages"], "answer": r["answer"]} for r in train_records])
     trainer = LaserTrainer(model=policy, args=args, train_dataset=dataset, processing_class=tok,
                            reward_funcs=[accuracy_reward_fn(config["grading"]["format_gate"])],
@@ -125,7 +194,7 @@ def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_d
 
 def train(config: dict, *, model: str, method: str, base_dir: str, out_dir: str, run_dir: str,
           train_records: list[dict], calibration: str | None, stop_after: int | None = None) -> None:
-    """Train one method, resuming from the run's last checkpoint if there is one. Under
+    """Train one method, resuming from the last checkpoint of the same run (`run_fingerprint`). Under
     `accelerate launch` every process runs this; the checkpoint is gathered by all of them
     (FSDP / ZeRO-3 need that) into a temporary folder that the main process moves into place."""
     from transformers.trainer_utils import get_last_checkpoint
@@ -134,8 +203,13 @@ def train(config: dict, *, model: str, method: str, base_dir: str, out_dir: str,
                             train_records=train_records, calibration=calibration)
     if stop_after is not None:  # tests: simulate a job killed after this many steps
         trainer.add_callback(_StopAfter(stop_after))
-    out = trainer.args.output_dir
-    last = get_last_checkpoint(out) if Path(out).is_dir() else None
+    out = Path(trainer.args.output_dir)
+    fingerprint = run_fingerprint(config, model=model, method=method, base_dir=base_dir,
+                                  train_records=train_records, c_ref=trainer.args.c_ref)
+    if trainer.is_world_process_zero():
+        prepare_checkpoints(out, fingerprint)
+    trainer.accelerator.wait_for_everyone()
+    last = get_last_checkpoint(str(out)) if (out / FINGERPRINT_FILE).is_file() else None
     trainer.train(resume_from_checkpoint=last)
     out_dir = Path(out_dir)
     saving = out_dir.with_name(f".{out_dir.name}.saving")
@@ -154,20 +228,24 @@ def train(config: dict, *, model: str, method: str, base_dir: str, out_dir: str,
 
 # ---------------------------------------------------------------- multi-process launch
 
-def launch_command(config: dict, spec_path: str, *, cuda: bool) -> list[str] | None:
+def launch_command(config: dict, spec_path: str) -> list[str] | None:
     """The `accelerate launch` command that runs this training job on several processes or
     machines (training.launcher), or None to train in this process (one process, no
-    accelerate config). Multi-node jobs are started with one `srun` task per node inside the
-    SLURM allocation; each task finds its rank and the main node from SLURM's variables."""
+    accelerate config). Without an accelerate config, several processes are started as
+    accelerate's multi-GPU launch (torch.distributed); on a machine without GPUs the same launch
+    gives `MULTI_CPU` processes (gloo), because the trainer asks for the CPU. Multi-node jobs are
+    started with one `srun` task per node inside the SLURM allocation; each task finds its rank
+    and the main node from SLURM's variables."""
     la = config["training"]["launcher"]
-    if la["num_processes"] == 1 and la["num_machines"] == 1 and not la["accelerate_config"]:
+    world = world_size(config)
+    if world == 1 and not la["accelerate_config"]:
         return None
-    cmd = ["accelerate", "launch", "--num_processes", str(la["num_processes"] * la["num_machines"]),
+    cmd = ["accelerate", "launch", "--num_processes", str(world),
            "--num_machines", str(la["num_machines"]), "--main_process_port", str(la["main_process_port"])]
     if la["accelerate_config"]:
         cmd += ["--config_file", la["accelerate_config"]]
-    if not cuda:
-        cmd += ["--cpu"]
+    elif world > 1:
+        cmd += ["--multi_gpu"]
     tail = ["-m", "laser.train", "--spec", spec_path]
     if la["num_machines"] == 1:
         return cmd + tail
@@ -186,8 +264,6 @@ def run(config: dict, *, model: str, method: str, base_dir: str, out_dir: str, r
     import subprocess
     import sys
 
-    import torch
-
     from .io import read_jsonl, write_json
 
     check_training_config(config, model, method)  # before any process starts
@@ -195,7 +271,7 @@ def run(config: dict, *, model: str, method: str, base_dir: str, out_dir: str, r
             "run_dir": run_dir, "train_path": train_path, "calibration": calibration}
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     spec_path = str(Path(run_dir) / "launch_spec.json")
-    cmd = launch_command(config, spec_path, cuda=torch.cuda.is_available())
+    cmd = launch_command(config, spec_path)
     if cmd is None:
         train(config, model=model, method=method, base_dir=base_dir, out_dir=out_dir, run_dir=run_dir,
               train_records=read_jsonl(train_path), calibration=calibration)

@@ -32,7 +32,7 @@ class LaserConfig(GRPOConfig):
     c_ref: float | None = field(default=None, metadata={"help": "Constant c_ref (calibrated or pinned)."})
     c_ref_mode: str = field(default="constant", metadata={"help": "'constant' or 'reference' (real ref forward)."})
     class_balanced: bool = field(default=True, metadata={"help": "Class-balanced weights in L_sr."})
-    sr_loss_type: str = field(default="mse", metadata={"help": "'mse' (paper) or 'bce' (ablation)."})
+    sr_loss_type: str = field(default="mse", metadata={"help": "'mse' (paper) or 'sft' (the official BCE/SFT ablation)."})
     swa: bool = field(default=True, metadata={"help": "Mix self-rewarding advantages in stage 3."})
     swa_tau: float = field(default=0.1, metadata={"help": "tau: weight of A_s."})
     swa_std_threshold: float = field(default=0.1, metadata={"help": "T: groups with std(r_s) <= T fall back."})
@@ -47,8 +47,8 @@ class LaserConfig(GRPOConfig):
             raise ValueError(f"c_ref_mode must be 'constant' or 'reference', got {self.c_ref_mode!r}")
         if self.c_ref_mode == "constant" and self.c_ref is None:
             raise ValueError("c_ref_mode 'constant' needs c_ref (calibrated or pinned)")
-        if self.sr_loss_type not in ("mse", "bce"):
-            raise ValueError(f"sr_loss_type must be 'mse' or 'bce', got {self.sr_loss_type!r}")
+        if self.sr_loss_type not in ("mse", "sft"):
+            raise ValueError(f"sr_loss_type must be 'mse' or 'sft', got {self.sr_loss_type!r}")
         if self.laser and self.max_steps > 0 and self.warmup_reasoning_steps + self.warmup_sr_steps >= self.max_steps:
             raise ValueError(f"warm-ups w_r + w_sr = {self.warmup_reasoning_steps + self.warmup_sr_steps} "
                              f"leave no LaSeR step in max_steps = {self.max_steps}")
@@ -65,9 +65,15 @@ class LaserTrainer(GRPOTrainer):
         vocab = self.model.get_output_embeddings().weight.shape[0]
         if not 0 <= a.zc_token_id < vocab:
             raise ValueError(f"z_c token id {a.zc_token_id} is outside the model's vocabulary (size {vocab})")
+        if a.laser and a.sr_loss_type == "sft" and a.zc_token_id + 1 >= vocab:
+            raise ValueError(f"the SFT ablation trains token id z_c + 1 = {a.zc_token_id + 1}, outside the "
+                             f"model's vocabulary (size {vocab})")
         self._zc_active = False
+        self._zc_row_tokens = None  # SFT ablation: the token inserted after each row (z_c or z_c + 1)
         self._zc_stash: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._last_rewards = None
+        self._step_rows = 0.0  # completions the current optimizer step trained on, all processes
+        self._step_sr_weight = 0.0  # sum of w / normalizer over the step's micro-batches and processes
         self._laser_ref = None
         if a.c_ref_mode == "reference":
             self._laser_ref = args_laser_ref_model
@@ -84,7 +90,8 @@ class LaserTrainer(GRPOTrainer):
         if any(v is not None for k, v in kwargs.items() if k not in ("batch_size", "compute_entropy",
                                                                         "compute_aux_loss")):
             raise NotImplementedError("LaSeR supports text-only models")
-        ids, mask, slot, finished = sr.insert_zc(input_ids, attention_mask, logits_to_keep, self.args.zc_token_id,
+        token = self._zc_row_tokens if self._zc_row_tokens is not None else self.args.zc_token_id
+        ids, mask, slot, finished = sr.insert_zc(input_ids, attention_mask, logits_to_keep, token,
                                                  list(self.eos_token_ids), self._tokenizer.pad_token_id)
         logps, entropies, aux = super()._get_per_token_logps_and_entropies(model, ids, mask, logits_to_keep + 1,
                                                                           *args, **kwargs)
@@ -125,6 +132,20 @@ class LaserTrainer(GRPOTrainer):
             return 1
         return sr.stage(self.state.global_step + 1, self.args.warmup_reasoning_steps, self.args.warmup_sr_steps)
 
+    def training_step(self, model, inputs, num_items_in_batch):
+        # What one optimizer step actually trained, summed over its micro-batches and processes:
+        # completions and prompts (the global batch), and the total weight of L_sr (1 when both
+        # classes occur: the N_c + N_i normalisation adds up whatever the split).
+        output = super().training_step(model, inputs, num_items_in_batch)
+        if self._step % self.current_gradient_accumulation_steps == 0:
+            m = self._metrics["train"]
+            m["step_completions"].append(self._step_rows)
+            m["step_prompts"].append(self._step_rows / self.num_generations)
+            if self.args.laser and self._stage() >= 2 and self.args.sr_coef > 0:
+                m["sr_weight_total"].append(self._step_sr_weight)
+            self._step_rows = self._step_sr_weight = 0.0
+        return output
+
     # ---- generation time: r_s, class weights, SWA -----------------------------------------
     def _generate_and_score_completions(self, inputs):
         a = self.args
@@ -145,7 +166,8 @@ class LaserTrainer(GRPOTrainer):
             ref_logp = self._ref_zc_forward(out)
         else:
             ref_logp = torch.full_like(logp_zc, float(a.c_ref))
-        r_s = sr.self_reward(logp_zc, a.beta_v, ref_logp)
+        # r_s (or p(z_c) for the SFT ablation): the score trained, logged and mixed into SWA
+        r_s = sr.score(logp_zc, a.sr_loss_type, a.beta_v, ref_logp)
 
         n_local = logp_zc.size(0)
         start = self.accelerator.process_index * n_local
@@ -160,6 +182,7 @@ class LaserTrainer(GRPOTrainer):
         out["sr_weight"] = weights_all[start:start + n_local]
         out["sr_ref"] = ref_logp
         out["sr_norm"] = torch.tensor(float(n_c + n_i), device=logp_zc.device)
+        self._metrics[mode]["sr_norm"].append(float(n_c + n_i))
 
         if stage == 3 and a.swa:
             # groups are whole in the gathered batch; A_v for the other processes is not needed:
@@ -195,15 +218,20 @@ class LaserTrainer(GRPOTrainer):
         a = self.args
         use_sr = a.laser and a.sr_coef > 0 and self._stage() >= 2
         self._zc_active, self._zc_stash = use_sr, []
+        if use_sr and a.sr_loss_type == "sft":  # the forward reads log pi(target token | x, y, EOS)
+            self._zc_row_tokens = sr.sft_tokens(a.zc_token_id, inputs["sr_target"])
         try:
             loss = super()._compute_loss(model, inputs)
         finally:
-            self._zc_active = False
+            self._zc_active, self._zc_row_tokens = False, None
         mode = "train" if self.model.training else "eval"
+        if mode == "train":
+            rows = torch.tensor([float(inputs["completion_ids"].size(0))], device=self.accelerator.device)
+            self._step_rows += self.accelerator.gather(rows).sum().item()
         self._metrics[mode]["policy_loss"].append(self.accelerator.gather(loss.detach()).mean().item())
         if not use_sr:
             return loss
-        logp_zc, _ = self._zc_stash[-1]
+        logp_zc, _ = self._zc_stash[-1]  # log pi(z_c | x, y, EOS); the target token's for SFT
         r_s = sr.self_reward(logp_zc, a.beta_v, inputs["sr_ref"])
         # Same scaling as TRL's token-level losses: the sum over this micro-batch divided by the
         # whole step's count, times processes (DDP averages) and over accumulation.
@@ -211,5 +239,8 @@ class LaserTrainer(GRPOTrainer):
         if mode == "train":
             normalizer = normalizer * self.current_gradient_accumulation_steps / a.steps_per_generation
         l_sr = sr.sr_loss(logp_zc, r_s, inputs["sr_target"], inputs["sr_weight"], normalizer, a.sr_loss_type)
+        if mode == "train":  # DDP averages gradients over processes, hence the mean
+            share = inputs["sr_weight"].sum() / (normalizer if normalizer > 0 else 1.0)
+            self._step_sr_weight += self.accelerator.gather(share.detach().reshape(1)).mean().item()
         self._metrics[mode]["sr_loss"].append(self.accelerator.gather(l_sr.detach()).mean().item())
         return loss + a.sr_coef * l_sr

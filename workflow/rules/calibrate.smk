@@ -8,7 +8,8 @@ rule calibrate:
     output:
         "results/calibration/{model}.json",
     params:
-        settings=lambda wc: settings("seed", "prompt", "calibration", "generation", model=wc.model),
+        settings=lambda wc: settings("seed", "calibration", "generation", model=wc.model, prompt="train"),
+        max_tokens=config["training"]["max_completion_length"],
     log:
         "logs/calibrate/{model}.log",
     threads: workflow.cores

@@ -7,14 +7,23 @@ localrules:
     figures,
 
 
-def settings(*keys, model=None, run=None):
+def settings(*keys, model=None, run=None, prompt=None):
     """The config a job depends on, as its `params`: the scripts read the config themselves, and
-    this only makes Snakemake's params trigger rerun the job (and what follows) when it changes."""
+    this only makes Snakemake's params trigger rerun the job (and what follows) when it changes.
+    `prompt`: the prompt suffix the job reads ("train" or "eval"; `model` and, for "eval", `run`
+    say whose). A model's `prompt` overrides enter only that way, so editing an evaluation
+    suffix regenerates without retraining, and a training suffix retrains."""
     out = {k: config[k] for k in keys}
     if model is not None:
-        out["model"] = config["models"][model]
+        out["model"] = {k: v for k, v in config["models"][model].items() if k != "prompt"}
     if run is not None:
         out["run"] = laser.config.run_settings(config, model, run)
+    if prompt == "train":  # None where the training data brings its own chat prompts
+        out["train_suffix"] = laser.config.train_suffix(config, model)
+    elif prompt == "eval":
+        out["eval_suffix"] = laser.config.eval_suffix(config, model, run)
+    elif prompt is not None:
+        raise ValueError(f"settings: prompt must be 'train' or 'eval', not {prompt!r}")
     return out
 
 
@@ -65,6 +74,8 @@ def analysis_inputs():
             method=METHODS,
             benchmark=BENCHMARKS,
         ),
+        # scoring.score (r_s, or p_zc for loss: sft) labels the last-token judge's table rows
+        metadata=expand("results/generations/{model}/{method}/metadata.json", model=MODELS, method=METHODS),
         judge=judge_outputs(),
         verifiers=verifier_outputs(),
         calibration=expand("results/calibration/{model}.json", model=MODELS),

@@ -6,7 +6,7 @@ rule prepare_data:
         train="results/data/train.jsonl",
         benchmarks=expand("results/data/benchmarks/{benchmark}.jsonl", benchmark=BENCHMARKS),
     params:
-        settings=settings("seed", "prompt", "train_data", "benchmarks"),
+        settings=settings("seed", "train_data", "benchmarks", prompt="train"),
     log:
         "logs/prepare_data.log",
     conda:

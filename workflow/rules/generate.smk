@@ -15,7 +15,9 @@ rule generate:
         ),
         metadata="results/generations/{model}/{method}/metadata.json",
     params:
-        settings=lambda wc: settings("prompt", "generation", "grading", "scoring", model=wc.model, run=wc.method),
+        settings=lambda wc: settings(
+            "generation", "grading", "scoring", model=wc.model, run=wc.method, prompt="eval"
+        ),
     log:
         "logs/generate/{model}/{method}.log",
     threads: workflow.cores

@@ -8,7 +8,13 @@ rule base_model:
     output:
         directory("results/models/{model}/base"),
     params:
-        settings=lambda wc: settings("seed", "judge", model=wc.model),
+        # the SFT warm-up of a built model reads the training prompts; a pretrained one reads none
+        settings=lambda wc: settings(
+            "seed",
+            "judge",
+            model=wc.model,
+            prompt="train" if config["models"][wc.model]["source"] == "build" else None,
+        ),
     log:
         "logs/base_model/{model}.log",
     threads: workflow.cores

@@ -10,7 +10,9 @@ rule train:
         model=directory("results/models/{model}/{method}"),
         metrics="results/train/{model}/{method}/metrics.csv",
     params:
-        settings=lambda wc: settings("seed", "prompt", "training", "grading", model=wc.model, run=wc.method),
+        settings=lambda wc: settings(
+            "seed", "training", "grading", model=wc.model, run=wc.method, prompt="train"
+        ),
     log:
         "logs/train/{model}/{method}.log",
     wildcard_constraints:

@@ -5,9 +5,10 @@ sys.path.insert(0, str(Path(snakemake.scriptdir)))
 from _bootstrap import setup
 
 config = setup(snakemake)
+from laser.data import training_records
 from laser.io import read_jsonl
 from laser.model import make_base
 
 name = snakemake.wildcards.model
-make_base(config["models"][name], read_jsonl(snakemake.input.train), snakemake.output[0],
+make_base(config["models"][name], training_records(config, name, read_jsonl(snakemake.input.train)), snakemake.output[0],
           seed=config["seed"], name=name, judge_template=config["judge"]["template"])

@@ -8,10 +8,12 @@ if __name__ == "__main__":
 
     config = setup(snakemake)
     from laser.calibrate import calibrate
+    from laser.data import training_records
     from laser.io import read_jsonl, write_json
 
     name = snakemake.wildcards.model
-    result = calibrate(snakemake.input.model, read_jsonl(snakemake.input.train),
+    # the base model samples under the training prompt: c_ref is the training-time constant
+    result = calibrate(snakemake.input.model, training_records(config, name, read_jsonl(snakemake.input.train)),
                        n=config["calibration"]["n_problems"], z_c=config["models"][name]["z_c"],
                        gen_cfg=config["generation"], seed=config["seed"],
                        max_tokens=config["training"]["max_completion_length"])

@@ -12,8 +12,9 @@ if __name__ == "__main__":
     from laser.generation import generate, load_tokenizer, metadata
     from laser.io import read_jsonl, write_json, write_jsonl
     from laser.model import check_z_c
-    from laser.config import run_settings
-    from laser.scoring import add_self_rewarding_scores, score_file_records
+    from laser.config import eval_suffix, run_settings, train_suffix
+    from laser.data import eval_records
+    from laser.scoring import add_self_rewarding_scores, score_file_records, score_kind
 
     model, method = snakemake.wildcards.model, snakemake.wildcards.method
     base_dir = f"results/models/{model}/base"
@@ -21,27 +22,33 @@ if __name__ == "__main__":
     z_c = config["models"][model]["z_c"]
     zc_id = check_z_c(tok, z_c, f"models.{model}.z_c")
     settings = run_settings(config, model, method)
+    score = score_kind(settings)  # r_s, or p(z_c) for a model trained with the SFT ablation
     c_ref = resolve_c_ref(settings["c_ref"], snakemake.input.calibration or None, model_dir=base_dir,
                           zc_id=zc_id, where=f"method {method}")
 
     names = list(config["benchmarks"])
-    jobs = {name: (read_jsonl(path), config["benchmarks"][name]["n_samples"])
+    # the benchmark files hold bare problems; the prompt depends on the checkpoint (prompt.eval_suffix)
+    jobs = {name: (eval_records(config, model, method, name, read_jsonl(path)), config["benchmarks"][name]["n_samples"])
             for name, path in zip(names, snakemake.input.benchmarks)}
     route = config["scoring"]["route"]
     outs = generate(snakemake.input.model, jobs, config["generation"], zc_id=zc_id, route=route, tokenizer=tok)
     for name, records in outs.items():
         ref = None
-        if c_ref is None:  # reference-forward mode: log pi_ref(z_c | x, y, EOS) of the same tokens
+        if score == "r_s" and c_ref is None:  # reference-forward mode: log pi_ref(z_c | x, y, EOS)
             scored = score_file_records(copy.deepcopy(records), snakemake.input.reference, z_c=z_c,
                                         backend="transformers", gen_cfg={"dtype": "float32"})
             ref = [r["zc_logprobs"] for r in scored]
-        add_self_rewarding_scores(records, beta_v=settings["beta_v"], c_ref=c_ref, ref_logprobs=ref)
+        add_self_rewarding_scores(records, beta_v=settings["beta_v"], c_ref=c_ref, ref_logprobs=ref, score=score)
     for name, path in zip(names, snakemake.output.generations):
         write_jsonl(path, outs[name])
     write_json(snakemake.output.metadata, {
         **metadata(snakemake.input.model, config["generation"], tokenizer=tok),
         "n_samples": {name: n for name, (_, n) in jobs.items()},
-        "instruction_suffix": config["prompt"]["instruction_suffix"],
-        "scoring": {"route": route, "z_c": z_c, "z_c_id": zc_id, "beta_v": settings["beta_v"],
-                    "c_ref": c_ref if c_ref is not None else "reference model forward",
-                    "c_ref_source": settings["c_ref"]["source"]}})
+        "prompt": {"eval_suffix": eval_suffix(config, model, method),
+                   # benchmarks whose chat prompts are the dataset's own (messages_key): no suffix
+                   "dataset_prompts": [n for n in names if config["benchmarks"][n]["messages_key"]],
+                   "train_suffix": train_suffix(config, model),  # null: the training data's own prompts
+                   "example": next((recs[0]["prompt"] for recs in outs.values() if recs), None)},
+        "scoring": {"score": score, "route": route, "z_c": z_c, "z_c_id": zc_id, **({
+            "beta_v": settings["beta_v"], "c_ref": c_ref if c_ref is not None else "reference model forward",
+            "c_ref_source": settings["c_ref"]["source"]} if score == "r_s" else {})}})

@@ -7,11 +7,12 @@ from _bootstrap import setup
 config = setup(snakemake)
 import _inputs
 from laser.analysis import all_tables
-from laser.tables import write_table
+from laser.tables import prompts_table, write_table
 
 tables = all_tables(_inputs.runs(snakemake), snakemake.input.calibration, threshold=config["scoring"]["threshold"],
                     n_subsets=config["analysis"]["scaling_subsets"], seed=config["analysis"]["seed"],
                     ece_bins=config["analysis"]["ece_bins"], reference_method=config["analysis"]["reference_method"])
+tables["prompts"] = prompts_table(snakemake.input.metadata)
 for name, df in tables.items():
     write_table(df, getattr(snakemake.output, name))
 print(tables["main"].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
