@@ -13,12 +13,55 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+
+
+# One-token vs re-prefill: both routes compute log pi(z_c | x, y, EOS) from the same weights; they
+# differ only in floating-point evaluation order (one decoding step on the KV cache vs a full
+# prefill: other kernels, other shapes). Both take the log-softmax in float32, so the difference is
+# what the compute dtype leaves in the logits. It is bounded in ulps of that dtype at the log-prob's
+# magnitude (|log p| = logsumexp(logits) - logit(z_c), the scale of the largest logits):
+# - 16-bit dtypes: the logits are rounded to 8 (bf16) or 11 (fp16) mantissa bits and GEMMs
+#   accumulate in float32, so the routes differ by a few output roundings: 4 ulps (0.5 nats at
+#   |log p| = 23 in bf16; 0.26 ulps measured on CPU for the tiny model).
+# - float32: no output rounding dominates; the difference is summation-order noise accumulated over
+#   the layers: 64 ulps (1.2e-4 nats at |log p| = 23; 3 ulps measured on CPU for the tiny model).
+# Both stay far below what a wrong position or a wrong cache mask gives (0.1 to several nats).
+ROUTE_TOLERANCE_ULPS = {"bfloat16": 4, "float16": 4, "float32": 64}
+
+
+def route_tolerance(logp: float, dtype: str) -> float:
+    """Largest accepted |one-token - re-prefill| difference of one log-prob computed in `dtype`
+    (a generation dtype; "auto" is judged as bfloat16, the coarsest a checkpoint is stored in)."""
+    import torch
+
+    dtype = "bfloat16" if dtype == "auto" else dtype
+    ulp = torch.finfo(getattr(torch, dtype)).eps * 2.0 ** math.floor(math.log2(max(abs(logp), 1.0)))
+    return ROUTE_TOLERANCE_ULPS[dtype] * ulp
+
+
+def compare_routes(onetoken: dict, reprefill: dict, dtype: str) -> dict:
+    """log pi(z_c) of the same responses by both routes: the largest difference, the worst ratio
+    to `route_tolerance` and the pairs over it (only responses sampled identically are compared)."""
+    diffs = []
+    for bench in onetoken:
+        for r, q in zip(onetoken[bench], reprefill[bench]):
+            for ids_a, ids_b, a, b in zip(r["response_token_ids"], q["response_token_ids"], r["zc_logprobs"],
+                                          q["zc_logprobs"]):
+                if ids_a == ids_b:
+                    diffs.append((abs(a - b), abs(a - b) / route_tolerance(b, dtype), bench, a, b))
+    if not diffs:
+        raise AssertionError("one-token vs re-prefill: no response was sampled identically by both runs")
+    over = [{"benchmark": d[2], "onetoken": d[3], "reprefill": d[4]} for d in diffs if d[1] > 1]
+    return {"compared": len(diffs), "max_abs_diff": max(d[0] for d in diffs),
+            "max_ratio_to_tolerance": max(d[1] for d in diffs), "n_over_tolerance": len(over),
+            "over_tolerance": over[:20]}
 
 
 def main() -> None:
@@ -34,7 +77,7 @@ def main() -> None:
 
     from laser.calibrate import calibrate
     from laser.config import load
-    from laser.data import prepare_all
+    from laser.data import eval_records, prepare_all
     from laser.generation import generate
     from laser.io import write_json
     from laser.metrics import accuracy
@@ -98,17 +141,20 @@ def main() -> None:
     tiny.save_pretrained(tiny.build_reward_model(base_tok, kind="outcome", seed=0), base_tok, verifier_dir)
     orm = validate({**config, "verifiers": {"orm": {"path": str(verifier_dir), "kind": "outcome"}}})["verifiers"]["orm"]
     zc_id = base_tok.convert_tokens_to_ids(config["models"]["tiny"]["z_c"])
-    jobs = {k: (v, b["n_samples"]) for (k, v), b in zip(benches.items(), config["benchmarks"].values())}
     runs = []
     for method, path in models.items():
+        # benchmark records hold the bare problem; each checkpoint's prompt comes from its eval suffix
+        jobs = {k: (eval_records(config, "tiny", method, k, v), config["benchmarks"][k]["n_samples"])
+                for k, v in benches.items()}
         t = time.time()
         gens = generate(path, jobs, config["generation"], zc_id=zc_id, route="onetoken")
         report[f"generate_and_score_{method}_seconds"] = round(time.time() - t, 1)
         t = time.time()
         again = generate(path, jobs, config["generation"], zc_id=zc_id, route="reprefill")
         report[f"generate_reprefill_{method}_seconds"] = round(time.time() - t, 1)
-        report[f"onetoken_vs_reprefill_max_abs_diff_{method}"] = max(
-            abs(a - b) for k in gens for r, q in zip(gens[k], again[k]) for a, b in zip(r["zc_logprobs"], q["zc_logprobs"]))
+        routes = compare_routes(gens, again, config["generation"]["dtype"])
+        report[f"onetoken_vs_reprefill_max_abs_diff_{method}"] = routes["max_abs_diff"]
+        report[f"onetoken_vs_reprefill_{method}"] = routes
         t = time.time()
         for bench, recs in gens.items():
             add_self_rewarding_scores(recs, beta_v=config["laser"]["beta_v"], c_ref=cal["c_ref_mean"])
@@ -132,6 +178,13 @@ def main() -> None:
     report["total_seconds"] = round(time.time() - t0, 1)
     write_json(out / "gpu_smoke.json", report)
     print(json.dumps(report, indent=2, default=str))
+    # after the report is written, so a failing run keeps its numbers
+    for method in models:
+        routes = report[f"onetoken_vs_reprefill_{method}"]
+        assert not routes["n_over_tolerance"], (
+            f"{method}: one-token and re-prefill log pi(z_c) differ beyond the tolerance ({ROUTE_TOLERANCE_ULPS} "
+            f"ulps of {config['generation']['dtype']} at |log p|) for {routes['n_over_tolerance']} of "
+            f"{routes['compared']} responses (worst {routes['max_ratio_to_tolerance']:.1f}x): {routes['over_tolerance'][:5]}")
 
 
 if __name__ == "__main__":

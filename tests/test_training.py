@@ -107,12 +107,18 @@ def test_short_grpo_and_laser_runs(tiny_checkpoint, small_config, train_records,
 
     from laser.train import train
 
+    config = copy.deepcopy(small_config)
+    config["training"]["validation"].update(benchmark="arith_easy", every=2, n_problems=4, n_samples=2)
+    val = data.prepare({"source": "synthetic", "tiers": ["easy"], "n_problems": 6}, name="arith_easy", seed=1)
     for method in ("grpo", "laser"):
         run = tmp_path / method
-        train(small_config, model="tiny", method=method, base_dir=str(tiny_checkpoint), out_dir=str(run / "model"),
-              run_dir=str(run), train_records=train_records, calibration=None)
+        train(config, model="tiny", method=method, base_dir=str(tiny_checkpoint), out_dir=str(run / "model"),
+              run_dir=str(run), train_records=train_records, calibration=None, val_records=val)
         df = pd.read_csv(run / "metrics.csv")
         assert df["step"].tolist() == [1, 2, 3]
+        # validation every 2 steps and at the last one: accuracy and self-verification
+        assert df["val_reward_mean"].notna().tolist() == [False, True, True]
+        assert df["val_finished_frac"].notna().tolist() == [False, True, True] and "val_sv_f1" in df
         for col in ("reward_mean", "sv_f1", "rs_mean_correct", "completion_length", "stage", "c_ref"):
             assert col in df
         assert df["c_ref"].eq(-5.0).all()
@@ -282,3 +288,65 @@ def test_two_processes_train_the_same_global_batch(warm_checkpoint, small_config
         expected = 0.5 * (sr_steps["w_c"] > 0) + 0.5 * (sr_steps["w_i"] > 0)
         assert len(sr_steps) == 2 and (sr_steps["sr_weight_total"] - expected).abs().max() < 1e-5, procs
         assert (sr_steps["sr_norm"] > 0).all(), procs
+
+
+@pytest.mark.slow
+def test_lr_1e6_updates_survive_bf16_compute(warm_checkpoint, small_config, train_records):
+    """The GPU precision path (float32 master weights, bf16 autocast) run on CPU: one AdamW step at
+    the paper's lr 1e-6 moves most weights; stored in bf16 the same step moves almost none."""
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from precision_update import one_step_moved_fraction
+
+    config = copy.deepcopy(small_config)
+    config["training"].update(max_completion_length=40)
+    master = one_step_moved_fraction(config, str(warm_checkpoint), train_records)
+    pure = one_step_moved_fraction(config, str(warm_checkpoint), train_records, store_bf16=True)
+    assert master > 0.5, master
+    assert pure < 0.1, pure
+
+
+@pytest.mark.slow
+def test_rerun_after_a_config_or_base_edit_starts_from_step_0(tiny_checkpoint, small_config, train_records, tmp_path,
+                                                             capsys):
+    """Checkpoints are tied to the run that wrote them: after an edit of `alpha` or of the base
+    checkpoint, the rerun deletes them and trains from step 0, ending exactly where a fresh run of
+    the edited config ends; an unchanged rerun resumes."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from laser.train import train
+
+    base = tmp_path / "base"
+    shutil.copytree(tiny_checkpoint, base)
+    kw = dict(model="tiny", method="laser", train_records=train_records, calibration=None)
+
+    def run(config, name, run_dir="run", base_dir=base):
+        train(config, base_dir=str(base_dir), out_dir=str(tmp_path / name), run_dir=str(tmp_path / run_dir), **kw)
+        return load_file(tmp_path / name / "model.safetensors")
+
+    first = run(small_config, "first")
+    ckpts = sorted(p.name for p in (tmp_path / "run" / "checkpoints").glob("checkpoint-*"))
+    assert ckpts == ["checkpoint-2", "checkpoint-3"]  # save_total_limit 2
+    capsys.readouterr()
+    again = run(small_config, "again")  # same run: resumes from checkpoint-3, nothing to train
+    assert "resuming from" in capsys.readouterr().out
+    assert all(torch.equal(first[k], again[k]) for k in first)
+
+    edited = copy.deepcopy(small_config)
+    edited["laser"]["alpha"] = 3.0
+    rerun = run(edited, "rerun")
+    out = capsys.readouterr().out
+    assert "written by another run (differs in: settings)" in out, out[-2000:]
+    assert pd.read_csv(tmp_path / "run" / "metrics.csv")["step"].tolist() == [1, 2, 3]
+    fresh = run(edited, "fresh", run_dir="run_fresh")
+    assert all(torch.equal(rerun[k], fresh[k]) for k in rerun)
+    assert any(not torch.equal(rerun[k], first[k]) for k in rerun)
+
+    weights = load_file(base / "model.safetensors")  # a re-warmed base model
+    save_file({k: v * 1.01 for k, v in weights.items()}, base / "model.safetensors", metadata={"format": "pt"})
+    capsys.readouterr()
+    run(edited, "rebased")
+    assert "differs in: base_checkpoint" in capsys.readouterr().out

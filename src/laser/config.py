@@ -98,11 +98,6 @@ def _check_renamed(config: dict, source: str) -> None:
 
 def _check_semantics(config: dict, source: str) -> None:
     """Cross-key rules the schema cannot express."""
-    if config["train_data"].get("messages_key"):  # the dataset's own prompts are trained on as they are
-        for name, spec in config["models"].items():
-            if "train_suffix" in spec.get("prompt", {}):
-                raise ConfigError(f"{source}: config key 'models.{name}.prompt.train_suffix': has no effect, "
-                                  f"the training prompts are the dataset's own (train_data.messages_key)")
     for name, spec in config["models"].items():
         arch = spec.get("architecture", {})
         if not arch:
@@ -143,6 +138,10 @@ def check_training(config: dict[str, Any], method: str, source: str = "config") 
     `prompts_per_step * num_generations` completions are split into `gradient_accumulation_steps`
     micro-batches on each of the launcher's processes, so that product must divide them."""
     t = config["training"]
+    val = t["validation"]["benchmark"]
+    if val is not None and val not in config["benchmarks"]:
+        raise ConfigError(f"{source}: config key 'training.validation.benchmark': {val!r} is not a benchmark; "
+                          f"known: {', '.join(config['benchmarks'])}")
     completions = t["prompts_per_step"] * t["num_generations"]
     ga, world = t["gradient_accumulation_steps"], world_size(config)
     if completions % (ga * world):
@@ -190,11 +189,10 @@ def prompt_settings(config: dict[str, Any], model: str | None = None) -> dict[st
     return {"train_suffix": train, "eval_suffix": evaluation, "base_eval_suffix": base}
 
 
-def train_suffix(config: dict[str, Any], model: str | None = None) -> str | None:
-    """The suffix of `model`'s training prompts (SFT warm-up, calibration, RL); None when the
-    training data brings its own chat prompts (`train_data.messages_key`), used as they are."""
-    if config["train_data"].get("messages_key"):
-        return None
+def train_suffix(config: dict[str, Any], model: str | None = None) -> str:
+    """The suffix of `model`'s training prompts (SFT warm-up, calibration, RL, validation during
+    training). Training data that brings its own chat prompts (`train_data.messages_key`) keeps
+    them; the suffix then serves only the validation prompts."""
     return prompt_settings(config, model)["train_suffix"]
 
 

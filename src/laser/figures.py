@@ -108,6 +108,8 @@ def training_figure(curves: dict[tuple[str, str], pd.DataFrame], stem):
     """Reward, self-rewarding MSE and training-time F1 per step, GRPO vs LaSeR (per model)."""
     models = list(dict.fromkeys(m for m, _ in curves))
     panels = [("reward_mean", "verifier reward"), ("sr_mse", "self-rewarding MSE"), ("sv_f1", "training F1 (r_s > 0.5)")]
+    if any("val_reward_mean" in df and df["val_reward_mean"].notna().any() for df in curves.values()):
+        panels += [("val_reward_mean", "validation accuracy"), ("val_sv_f1", "validation F1")]
     fig, axes = _grid(len(models), len(panels))
     if not curves:
         _empty(axes[0][0])
@@ -116,7 +118,8 @@ def training_figure(curves: dict[tuple[str, str], pd.DataFrame], stem):
             ax = axes[i][j]
             for (m, method), df in curves.items():
                 if m == model and col in df and df[col].notna().any():
-                    ax.plot(df["step"], df[col], label=method, lw=1.2)
+                    d = df[df[col].notna()]  # validation rows are every few steps only
+                    ax.plot(d["step"], d[col], label=method, lw=1.2, marker="o" if col.startswith("val_") else None)
             ax.set(title=f"{model} · {title}", xlabel="step")
             ax.grid(alpha=0.3)
             if ax.get_legend_handles_labels()[0]:

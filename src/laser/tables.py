@@ -39,7 +39,8 @@ def prompts_table(metadata_paths: list[str | Path]):
         path = Path(path)
         prompt = read_json(path).get("prompt")
         if not isinstance(prompt, dict) or "eval_suffix" not in prompt:
-            raise InputError(f"{path}: no 'prompt' record (written before prompts were recorded); rerun the generate rule")
+            raise InputError(f"{path}: no 'prompt' record (written before prompts were recorded); "
+                             f"rerun the generate rule")
         rows.append({"model": path.parts[-3], "method": path.parts[-2], "eval_suffix": _shown(prompt["eval_suffix"]),
                      "train_suffix": _shown(prompt.get("train_suffix")),
                      "dataset_prompts": " ".join(prompt.get("dataset_prompts") or [])})

@@ -119,10 +119,21 @@ class MetricsCSV(TrainerCallback):
             write_metrics(state.log_history, self.path, self.laser)
 
 
+def _column(key: str) -> str:
+    if key.startswith("eval_"):  # validation rows (training.validation)
+        return "val_" + _column(key[len("eval_"):])
+    return RENAME.get(key, key).replace("/", "_")
+
+
 def write_metrics(history: list[dict], path: Path, laser: bool) -> None:
-    rows = [{"step": h["step"], **{RENAME.get(k, k).replace("/", "_"): v for k, v in h.items() if k != "step"}}
+    """One row per optimizer step; validation values (`val_*`) join the row of their step."""
+    rows = [{"step": h["step"], **{_column(k): v for k, v in h.items() if k != "step"}}
             for h in history if "reward" in h]
     df = pd.DataFrame(rows).drop_duplicates("step", keep="last")
+    val = [{"step": h["step"], **{_column(k): v for k, v in h.items() if k != "step"}}
+           for h in history if "eval_reward" in h]
+    if val:
+        df = df.merge(pd.DataFrame(val).drop_duplicates("step", keep="last"), on="step", how="left")
     if not laser:
         df["sr_mse"] = float("nan")  # contract: empty for GRPO
     front = ["step", "reward_mean", "sr_mse", "sv_f1", "sv_acc", "sv_true_acc", "sv_false_acc",
@@ -132,8 +143,10 @@ def write_metrics(history: list[dict], path: Path, laser: bool) -> None:
 
 
 def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_dir: str,
-                  train_records: list[dict], calibration: str | None):
-    """The configured LaserTrainer (GRPO when the method has laser: false), not yet trained."""
+                  train_records: list[dict], calibration: str | None, val_records: list[dict] | None = None):
+    """The configured LaserTrainer (GRPO when the method has laser: false), not yet trained.
+    `train_records` / `val_records` get the model's training prompt; prompts longer than
+    `training.max_prompt_length` tokens are dropped (counted in the log), as verl does."""
     import torch
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -147,6 +160,11 @@ def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_d
     tok = AutoTokenizer.from_pretrained(base_dir)
     zc_id = check_z_c(tok, config["models"][model]["z_c"], f"models.{model}.z_c")
     c_ref = resolve_c_ref(s["c_ref"], calibration, model_dir=base_dir, zc_id=zc_id, where=f"models.{model}")
+    train_records = _prompts_that_fit(config, model, tok, train_records, "training", config["train_data"])
+    val = t["validation"]
+    if val_records is not None:  # the paper validates with the training prompt
+        val_records = _prompts_that_fit(config, model, tok, val_records[:val["n_problems"]], "validation",
+                                        config["benchmarks"][val["benchmark"]])
     run_dir = Path(run_dir)
     os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("WANDB_DIR", str(run_dir))
@@ -167,6 +185,8 @@ def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_d
         vllm_importance_sampling_correction=t["vllm_importance_sampling_correction"],
         logging_steps=1, save_strategy="steps", save_steps=t["save_steps"], save_only_model=False,
         save_total_limit=t["save_total_limit"],
+        eval_strategy="steps" if val_records else "no", eval_steps=val["every"],
+        num_generations_eval=val["n_samples"], per_device_eval_batch_size=8 * val["n_samples"],
         report_to=[r for r in os.environ.get("LASER_REPORT_TO", "wandb").split(",") if r != "none"],
         use_cpu=not cuda, bf16=compute_bf16(config, cuda), gradient_checkpointing=False,
         dataloader_num_workers=0, disable_tqdm=False,
@@ -184,33 +204,62 @@ def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_d
     policy = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     ref_dtype = torch.bfloat16 if args.bf16 else torch.float32  # no grads: compute precision is enough
     ref = AutoModelForCausalLM.from_pretrained(base_dir, dtype=ref_dtype) if args.c_ref_mode == "reference" else None
-    dataset = Dataset.from_list([{"prompt": r["messages"], "answer": r["answer"]} for r in train_records])
-    trainer = LaserTrainer(model=policy, args=args, train_dataset=dataset, processing_class=tok,
+    def rows(records):
+        return Dataset.from_list([{"prompt": r["messages"], "answer": r["answer"]} for r in records])
+
+    trainer = LaserTrainer(model=policy, args=args, train_dataset=rows(train_records), processing_class=tok,
+                           eval_dataset=rows(val_records) if val_records else None,
                            reward_funcs=[accuracy_reward_fn(config["grading"]["format_gate"])],
                            args_laser_ref_model=ref,
                            callbacks=[MetricsCSV(run_dir / "metrics.csv", s["laser"])])
     return trainer
 
 
+def _prompts_that_fit(config: dict, model: str, tok, records: list[dict], what: str, spec: dict) -> list[dict]:
+    """`records` with the model's training prompt (`spec`: their dataset's config), overlong ones dropped."""
+    from .config import prompt_settings
+    from .data import filter_overlong, with_prompt
+
+    limit = config["training"]["max_prompt_length"]
+    records = with_prompt(records, spec, prompt_settings(config, model)["train_suffix"])
+    kept, dropped = filter_overlong(records, tok, limit)
+    if dropped:
+        print(f"{what}: dropped {dropped} of {len(records)} prompts longer than training.max_prompt_length = "
+              f"{limit} tokens", flush=True)
+    if not kept:
+        raise InputError(f"config key 'training.max_prompt_length': every {what} prompt is longer than {limit} tokens")
+    return kept
+
+
 def train(config: dict, *, model: str, method: str, base_dir: str, out_dir: str, run_dir: str,
-          train_records: list[dict], calibration: str | None, stop_after: int | None = None) -> None:
+          train_records: list[dict], calibration: str | None, stop_after: int | None = None,
+          val_records: list[dict] | None = None) -> None:
     """Train one method, resuming from the last checkpoint of the same run (`run_fingerprint`). Under
     `accelerate launch` every process runs this; the checkpoint is gathered by all of them
     (FSDP / ZeRO-3 need that) into a temporary folder that the main process moves into place."""
     from transformers.trainer_utils import get_last_checkpoint
 
     trainer = build_trainer(config, model=model, method=method, base_dir=base_dir, run_dir=run_dir,
-                            train_records=train_records, calibration=calibration)
+                            train_records=train_records, calibration=calibration, val_records=val_records)
     if stop_after is not None:  # tests: simulate a job killed after this many steps
         trainer.add_callback(_StopAfter(stop_after))
     out = Path(trainer.args.output_dir)
     fingerprint = run_fingerprint(config, model=model, method=method, base_dir=base_dir,
-                                  train_records=train_records, c_ref=trainer.args.c_ref)
+                                  train_records=train_records + (val_records or []), c_ref=trainer.args.c_ref)
     if trainer.is_world_process_zero():
         prepare_checkpoints(out, fingerprint)
     trainer.accelerator.wait_for_everyone()
     last = get_last_checkpoint(str(out)) if (out / FINGERPRINT_FILE).is_file() else None
-    trainer.train(resume_from_checkpoint=last)
+    if last and _finished(last, trainer.args.max_steps):
+        # the run had ended (killed while publishing): resuming would train one step too many
+        from transformers.trainer_callback import TrainerState
+
+        trainer._load_from_checkpoint(last)
+        trainer.state = TrainerState.load_from_json(str(Path(last) / "trainer_state.json"))
+        if trainer.is_world_process_zero():
+            write_metrics(trainer.state.log_history, Path(run_dir) / "metrics.csv", trainer.args.laser)
+    else:
+        trainer.train(resume_from_checkpoint=last)
     out_dir = Path(out_dir)
     saving = out_dir.with_name(f".{out_dir.name}.saving")
     if trainer.is_world_process_zero():
@@ -224,6 +273,11 @@ def train(config: dict, *, model: str, method: str, base_dir: str, out_dir: str,
             tmp.rmdir()
             saving.rename(tmp)
     trainer.accelerator.wait_for_everyone()
+
+
+def _finished(checkpoint: str, max_steps: int) -> bool:
+    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
+    return state["global_step"] >= max_steps
 
 
 # ---------------------------------------------------------------- multi-process launch
@@ -259,7 +313,7 @@ def launch_command(config: dict, spec_path: str) -> list[str] | None:
 
 
 def run(config: dict, *, model: str, method: str, base_dir: str, out_dir: str, run_dir: str, train_path: str,
-        calibration: str | None) -> None:
+        calibration: str | None, val_path: str | None = None) -> None:
     """Train in this process, or through `accelerate launch` when the launcher asks for more."""
     import subprocess
     import sys
@@ -268,13 +322,14 @@ def run(config: dict, *, model: str, method: str, base_dir: str, out_dir: str, r
 
     check_training_config(config, model, method)  # before any process starts
     spec = {"config": config, "model": model, "method": method, "base_dir": base_dir, "out_dir": out_dir,
-            "run_dir": run_dir, "train_path": train_path, "calibration": calibration}
+            "run_dir": run_dir, "train_path": train_path, "calibration": calibration, "val_path": val_path}
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     spec_path = str(Path(run_dir) / "launch_spec.json")
     cmd = launch_command(config, spec_path)
     if cmd is None:
         train(config, model=model, method=method, base_dir=base_dir, out_dir=out_dir, run_dir=run_dir,
-              train_records=read_jsonl(train_path), calibration=calibration)
+              train_records=read_jsonl(train_path), calibration=calibration,
+              val_records=read_jsonl(val_path) if val_path else None)
         return
     write_json(spec_path, spec)
     print("launching:", " ".join(cmd), flush=True)
@@ -294,7 +349,7 @@ def main(argv: list[str] | None = None) -> None:
     spec = read_json(ap.parse_args(argv).spec)
     train(spec["config"], model=spec["model"], method=spec["method"], base_dir=spec["base_dir"],
           out_dir=spec["out_dir"], run_dir=spec["run_dir"], train_records=read_jsonl(spec["train_path"]),
-          calibration=spec["calibration"])
+          calibration=spec["calibration"], val_records=read_jsonl(spec["val_path"]) if spec.get("val_path") else None)
 
 
 class _StopAfter(TrainerCallback):

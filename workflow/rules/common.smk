@@ -18,7 +18,7 @@ def settings(*keys, model=None, run=None, prompt=None):
         out["model"] = {k: v for k, v in config["models"][model].items() if k != "prompt"}
     if run is not None:
         out["run"] = laser.config.run_settings(config, model, run)
-    if prompt == "train":  # None where the training data brings its own chat prompts
+    if prompt == "train":
         out["train_suffix"] = laser.config.train_suffix(config, model)
     elif prompt == "eval":
         out["eval_suffix"] = laser.config.eval_suffix(config, model, run)
@@ -35,6 +35,12 @@ def c_ref_source(wc):
 def calibration_input(wc):
     """The calibration file a run reads (training or scoring), if its c_ref is calibrated."""
     return f"results/calibration/{wc.model}.json" if c_ref_source(wc) == "calibrated" else []
+
+
+def validation_input(wc):
+    """The benchmark validated on during training (training.validation), if any."""
+    name = config["training"]["validation"]["benchmark"]
+    return f"results/data/benchmarks/{name}.jsonl" if name else []
 
 
 def reference_input(wc):

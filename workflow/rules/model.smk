@@ -4,11 +4,11 @@
 
 rule base_model:
     input:
-        train="results/data/train.jsonl",
+        # the training problems feed the SFT warm-up of a built model; a pretrained one reads none
+        train=lambda wc: "results/data/train.jsonl" if config["models"][wc.model]["source"] == "build" else [],
     output:
         directory("results/models/{model}/base"),
     params:
-        # the SFT warm-up of a built model reads the training prompts; a pretrained one reads none
         settings=lambda wc: settings(
             "seed",
             "judge",

@@ -1,6 +1,8 @@
 # Tables and figures from the results (light, CPU-only jobs).
 
-TABLES = ["main", "table1", "scaling", "calibration_length", "reliability", "c_ref", "ablations", "verifiers", "prompts"]
+TABLES = [
+    "main", "table1", "scaling", "calibration_length", "reliability", "c_ref", "ablations", "verifiers", "prompts",
+]
 FIGURES = ["scaling", "rs_histograms", "reliability", "training_curves"]
 
 

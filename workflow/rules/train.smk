@@ -6,6 +6,7 @@ rule train:
         model="results/models/{model}/base",
         train="results/data/train.jsonl",
         calibration=calibration_input,
+        validation=validation_input,
     output:
         model=directory("results/models/{model}/{method}"),
         metrics="results/train/{model}/{method}/metrics.csv",

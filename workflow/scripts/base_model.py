@@ -10,5 +10,7 @@ from laser.io import read_jsonl
 from laser.model import make_base
 
 name = snakemake.wildcards.model
-make_base(config["models"][name], training_records(config, name, read_jsonl(snakemake.input.train)), snakemake.output[0],
+# a built model is warmed up on the training problems under its training prompt; a pretrained one needs none
+train = training_records(config, name, read_jsonl(snakemake.input.train)) if snakemake.input.train else []
+make_base(config["models"][name], train, snakemake.output[0],
           seed=config["seed"], name=name, judge_template=config["judge"]["template"])

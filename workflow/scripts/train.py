@@ -13,4 +13,5 @@ if __name__ == "__main__":
     run(config, model=snakemake.wildcards.model, method=snakemake.wildcards.method,
         base_dir=snakemake.input.model, out_dir=snakemake.output.model,
         run_dir=str(Path(snakemake.output.metrics).parent), train_path=snakemake.input.train,
-        calibration=calibration if isinstance(calibration, str) else None)
+        calibration=calibration if isinstance(calibration, str) else None,
+        val_path=snakemake.input.validation or None)

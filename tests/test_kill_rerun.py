@@ -1,0 +1,86 @@
+"""A killed `snakemake --cores all` (SIGKILL of the whole process group, as a crashed node or a
+scheduler's kill) is finished by rerunning the README command: the tables equal those of an
+uninterrupted run, whether the kill hit `train` (after a checkpoint), `generate` or `tables`."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT
+
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+
+
+def _config(tmp_path: Path) -> Path:
+    config = yaml.safe_load((ROOT / "tests" / "slurm" / "config.yaml").read_text())
+    config.pop("verifiers")
+    config["benchmarks"] = {"arith_easy": config["benchmarks"]["arith_easy"]}
+    config["training"].update(max_steps=6, save_steps=2)
+    config["laser"].update(warmup_reasoning_steps=2, warmup_sr_steps=2)
+    config["methods"] = {"laser": {}}
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _start(workdir: Path, config: Path) -> subprocess.Popen:
+    # the README command; the workflow profile (profiles/default) applies by itself
+    return subprocess.Popen([SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "all",
+                             "--configfile", str(config)], cwd=workdir, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _run(workdir: Path, config: Path) -> None:
+    proc = _start(workdir, config)
+    assert proc.wait(timeout=1200) == 0, (workdir / ".snakemake" / "log").iterdir()
+
+
+def _kill_when(workdir: Path, config: Path, ready, what: str) -> None:
+    proc = _start(workdir, config)
+    deadline = time.time() + 900
+    while not ready():
+        assert proc.poll() is None, f"the workflow ended before {what} was reached"
+        assert time.time() < deadline, f"{what} was never reached"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def _tables(workdir: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((workdir / "results" / "tables").glob("*.csv"))}
+
+
+@pytest.mark.slow
+def test_killed_workflow_reruns_to_the_same_tables(tmp_path):
+    config = _config(tmp_path)
+    ref, work = tmp_path / "ref", tmp_path / "work"
+    ref.mkdir(), work.mkdir()
+    _run(ref, config)
+    expected = _tables(ref)
+    assert "main.csv" in expected
+
+    ckpts = work / "results" / "train" / "tiny" / "laser" / "checkpoints"
+    _kill_when(work, config, lambda: (ckpts / "checkpoint-2").is_dir(), "train after its first checkpoint")
+    assert not (work / "results" / "models" / "tiny" / "laser").exists()
+    _run(work, config)
+    assert _tables(work) == expected
+
+    shutil.rmtree(work / "results" / "generations")  # generate, judge and tables rerun
+    gen_log = work / "logs" / "generate" / "tiny" / "laser.log"
+    gen_log.unlink()
+    _kill_when(work, config, lambda: gen_log.is_file() and gen_log.stat().st_size > 0, "generate")
+    _run(work, config)
+    assert _tables(work) == expected
+
+    shutil.rmtree(work / "results" / "tables")
+    (work / "logs" / "tables.log").unlink()
+    _kill_when(work, config, (work / "logs" / "tables.log").is_file, "tables")
+    _run(work, config)
+    assert _tables(work) == expected
