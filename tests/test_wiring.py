@@ -153,16 +153,18 @@ def _eos_zc(warm):
 @pytest.fixture(scope="module")
 def probe(warm_checkpoint, base_config, records, tmp_path_factory):
     """A sampling seed whose 8-row batch holds truncated, finished-correct and finished-incorrect
-    solutions, and a c_ref that puts r_s of the finished ones around 0.5 (so SWA has signal)."""
+    solutions, in unequal numbers (else the class-balanced weights are all 1), and a c_ref that
+    puts r_s of the finished ones around 0.5 (so SWA has signal)."""
     trainer = _build(warm_checkpoint, base_config, records, tmp_path_factory.mktemp("probe"))
     eos, zc = _eos_zc(warm_checkpoint)
     for seed in range(20):
         rows = _rows(_generate(trainer, records, seed), eos)
         fin = [r for r in rows if r.finished]
-        if 3 <= len(fin) < len(rows) and {r.r_v for r in fin} == {0.0, 1.0}:
+        n_c = sum(r.r_v for r in fin)
+        if 3 <= len(fin) < len(rows) and 0 < n_c < len(fin) and 2 * n_c != len(fin):
             break
     else:
-        pytest.fail("no seed in 0..19 gives truncated, correct and incorrect finished solutions")
+        pytest.fail("no seed in 0..19 gives truncated and unequal numbers of correct and incorrect finished solutions")
     with torch.no_grad():
         logps = [_plain_logp(trainer.model, r, zc).item() for r in fin]
     beta_v = base_config["laser"]["beta_v"]
@@ -187,7 +189,8 @@ def test_stage2_loss_is_trl_policy_loss_plus_alpha_class_balanced_lsr(warm_check
     out = _generate(trainer, records, probe["seed"])
     rows = _rows(out, eos)
     fin = [r for r in rows if r.finished]
-    assert any(not r.finished for r in rows) and {r.r_v for r in fin} == {0.0, 1.0}
+    n_c = sum(r.r_v for r in fin)
+    assert any(not r.finished for r in rows) and 0 < n_c < len(fin) and 2 * n_c != len(fin)
     assert out["sr_norm"].item() == len(fin)
     model = trainer.model
 
@@ -404,7 +407,8 @@ def test_sft_ablation_trains_class_weighted_cross_entropy(warm_checkpoint, base_
     assert sft.args.sr_loss_type == "sft" and sft._stage() == 2
     out = _generate(sft, records, probe["seed"])
     fin = [r for r in _rows(out, eos) if r.finished]
-    assert {r.r_v for r in fin} == {0.0, 1.0}
+    n_c = sum(r.r_v for r in fin)
+    assert 0 < n_c < len(fin) and 2 * n_c != len(fin)  # unequal classes: the weights are not all 1
     model = sft.model
 
     model.zero_grad(set_to_none=True)

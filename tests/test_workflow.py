@@ -42,6 +42,10 @@ def test_generative_judge_can_be_switched_off(tmp_path):
      "config key 'benchmarks.arith_easy.n_samples': 0 is less than the minimum of 1"),
     (lambda c: c.update(benchmarks={"m": {"source": "jsonl", "path": "/nope.jsonl", "n_samples": 1}}),
      "config key 'benchmarks.m.path': file not found: /nope.jsonl"),
+    (lambda c: c["training"].update(launcher={"num_processes": 3}),
+     "do not split evenly into 'training.gradient_accumulation_steps' (1) x 'training.launcher.num_processes'"),
+    (lambda c: c["training"].update(validation={"benchmark": "math500"}),
+     "config key 'training.validation.benchmark': 'math500' is not a benchmark"),
 ])
 def test_bad_config_fails_before_any_job(tmp_path, mutate, message):
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
