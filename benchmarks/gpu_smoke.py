@@ -184,7 +184,8 @@ def main() -> None:
         assert not routes["n_over_tolerance"], (
             f"{method}: one-token and re-prefill log pi(z_c) differ beyond the tolerance ({ROUTE_TOLERANCE_ULPS} "
             f"ulps of {config['generation']['dtype']} at |log p|) for {routes['n_over_tolerance']} of "
-            f"{routes['compared']} responses (worst {routes['max_ratio_to_tolerance']:.1f}x): {routes['over_tolerance'][:5]}")
+            f"{routes['compared']} responses (worst {routes['max_ratio_to_tolerance']:.1f}x): "
+            f"{routes['over_tolerance'][:5]}")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,8 @@
-"""A killed `snakemake --cores all` (SIGKILL of the whole process group, as a crashed node or a
-scheduler's kill) is finished by rerunning the README command: the tables equal those of an
-uninterrupted run, whether the kill hit `train` (after a checkpoint), `generate` or `tables`."""
+"""A killed `snakemake --cores all` is finished by rerunning the README command: the tables equal
+those of an uninterrupted run, whether the kill hit `train` (after a checkpoint), `generate` or
+`tables`. Kills go to the whole process group: SIGINT (Ctrl-C), SIGTERM (a scheduler) and
+SIGKILL (a crashed node; Snakemake's lock then stays, and `snakemake --unlock` is run first, as
+Snakemake documents)."""
 
 import os
 import shutil
@@ -32,25 +34,30 @@ def _config(tmp_path: Path) -> Path:
 
 def _start(workdir: Path, config: Path) -> subprocess.Popen:
     # the README command; the workflow profile (profiles/default) applies by itself
+    out = open(workdir / "snakemake.out", "w")
     return subprocess.Popen([SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--cores", "all",
                              "--configfile", str(config)], cwd=workdir, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=out, stderr=subprocess.STDOUT)
 
 
 def _run(workdir: Path, config: Path) -> None:
     proc = _start(workdir, config)
-    assert proc.wait(timeout=1200) == 0, (workdir / ".snakemake" / "log").iterdir()
+    assert proc.wait(timeout=1200) == 0, (workdir / "snakemake.out").read_text()[-3000:]
 
 
-def _kill_when(workdir: Path, config: Path, ready, what: str) -> None:
+def _kill_when(workdir: Path, config: Path, ready, what: str, sig: int) -> None:
     proc = _start(workdir, config)
     deadline = time.time() + 900
     while not ready():
         assert proc.poll() is None, f"the workflow ended before {what} was reached"
         assert time.time() < deadline, f"{what} was never reached"
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    os.killpg(proc.pid, sig)
+    proc.wait(timeout=300)
+    if sig == signal.SIGKILL:
+        unlock = subprocess.run([SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(workdir), "--unlock",
+                                 "--configfile", str(config)], cwd=workdir, capture_output=True, text=True)
+        assert unlock.returncode == 0, unlock.stderr
 
 
 def _tables(workdir: Path) -> dict[str, bytes]:
@@ -67,7 +74,8 @@ def test_killed_workflow_reruns_to_the_same_tables(tmp_path):
     assert "main.csv" in expected
 
     ckpts = work / "results" / "train" / "tiny" / "laser" / "checkpoints"
-    _kill_when(work, config, lambda: (ckpts / "checkpoint-2").is_dir(), "train after its first checkpoint")
+    _kill_when(work, config, lambda: (ckpts / "checkpoint-2").is_dir(), "train after its first checkpoint",
+               signal.SIGKILL)
     assert not (work / "results" / "models" / "tiny" / "laser").exists()
     _run(work, config)
     assert _tables(work) == expected
@@ -75,12 +83,13 @@ def test_killed_workflow_reruns_to_the_same_tables(tmp_path):
     shutil.rmtree(work / "results" / "generations")  # generate, judge and tables rerun
     gen_log = work / "logs" / "generate" / "tiny" / "laser.log"
     gen_log.unlink()
-    _kill_when(work, config, lambda: gen_log.is_file() and gen_log.stat().st_size > 0, "generate")
+    _kill_when(work, config, lambda: gen_log.is_file() and gen_log.stat().st_size > 0, "generate",
+               signal.SIGINT)
     _run(work, config)
     assert _tables(work) == expected
 
     shutil.rmtree(work / "results" / "tables")
     (work / "logs" / "tables.log").unlink()
-    _kill_when(work, config, (work / "logs" / "tables.log").is_file, "tables")
+    _kill_when(work, config, (work / "logs" / "tables.log").is_file, "tables", signal.SIGTERM)
     _run(work, config)
     assert _tables(work) == expected

@@ -284,7 +284,7 @@ def test_stage3_advantages_mix_verifier_and_self_rewarding(warm_checkpoint, base
     truncated solutions at 0, r_s from plain forwards; groups with std(clamped r_s) <= T use A_v.
     T is put between two groups' stds, so both branches occur."""
     eos, zc = _eos_zc(warm_checkpoint)
-    tau, beta_v, c_ref = 0.5, 0.1, probe["c_ref"]
+    tau, beta_v, c_ref = 0.3, 0.1, probe["c_ref"]  # tau != 1/2: tau and 1 - tau not interchangeable
     training = {"prompts_per_step": 4}  # 16 rows, 4 groups
     laser = {"warmup_sr_steps": 0, "tau": tau, "beta_v": beta_v, "c_ref": {"source": "constant", "value": c_ref}}
     trainer = _build(warm_checkpoint, base_config, records, tmp_path, training=training, laser=laser)
