@@ -80,7 +80,8 @@ def test_killed_workflow_reruns_to_the_same_tables(tmp_path):
     _run(work, config)
     assert _tables(work) == expected
 
-    shutil.rmtree(work / "results" / "generations")  # generate, judge and tables rerun
+    for out in ("generations", "tables", "figures"):  # generate and what reads it rerun
+        shutil.rmtree(work / "results" / out)
     gen_log = work / "logs" / "generate" / "tiny" / "laser.log"
     gen_log.unlink()
     _kill_when(work, config, lambda: gen_log.is_file() and gen_log.stat().st_size > 0, "generate",
