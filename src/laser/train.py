@@ -87,13 +87,14 @@ def prepare_checkpoints(out: Path, fingerprint: dict) -> str | None:
     stamp = out / FINGERPRINT_FILE
     old = json.loads(stamp.read_text()) if stamp.is_file() else None
     last = get_last_checkpoint(str(out)) if out.is_dir() else None
-    if last and old == fingerprint:
-        print(f"resuming from {last} (same run)", flush=True)
+    if old == fingerprint:
+        if last:
+            print(f"resuming from {last} (same run)", flush=True)
         return last
     if last or old:
-        changed = sorted(k for k in fingerprint if old is None or old.get(k) != fingerprint[k])
-        print(f"checkpoints in {out} were written by another run (differs in: {', '.join(changed) or 'unknown'}); "
-              f"deleting them and training from step 0", flush=True)
+        why = ("have no run fingerprint" if old is None else "were written by another run (differs in: "
+               + ", ".join(sorted(k for k in fingerprint if old.get(k) != fingerprint[k])) + ")")
+        print(f"checkpoints in {out} {why}; deleting them and training from step 0", flush=True)
         shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     write_text(stamp, json.dumps(fingerprint, indent=2, sort_keys=True) + "\n")
