@@ -354,3 +354,27 @@ def test_rerun_after_a_config_or_base_edit_starts_from_step_0(tiny_checkpoint, s
     capsys.readouterr()
     run(edited, "rebased")
     assert "differs in: base_checkpoint" in capsys.readouterr().out
+
+
+def test_paper_policy_loss_settings_reach_trl(tiny_checkpoint, small_config, train_records, tmp_path, capsys):
+    """config/paper.yaml's verl-matching loss settings arrive in TRL's arguments, and prompts over
+    training.max_prompt_length are dropped (and counted) before training."""
+    paper = load(ROOT / "config" / "paper.yaml")["training"]
+    config = copy.deepcopy(small_config)
+    keys = ("loss_type", "dual_clip", "vllm_importance_sampling_correction", "clip", "kl_coef", "mixed_precision")
+    config["training"].update({k: paper[k] for k in keys})
+    assert (paper["loss_type"], paper["dual_clip"], paper["vllm_importance_sampling_correction"]) == ("bnpo", 3.0, False)
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    lengths = sorted(data.prompt_length(tok, r["messages"]) for r in data.training_records(config, "tiny", train_records))
+    config["training"]["max_prompt_length"] = lengths[len(lengths) // 2]  # about half the prompts fit
+    trainer = _trainer(tiny_checkpoint, config, train_records, tmp_path)
+    a = trainer.args
+    assert (a.loss_type, a.delta, a.vllm_importance_sampling_correction, a.epsilon, a.beta) == ("bnpo", 3.0, False,
+                                                                                                0.2, 0.0)
+    assert a.bf16 and next(trainer.model.parameters()).dtype == torch.float32  # bf16 compute, fp32 weights
+    kept = len(trainer.train_dataset)
+    assert 0 < kept < len(train_records)
+    assert f"training: dropped {len(train_records) - kept} of {len(train_records)} prompts longer than " \
+           f"training.max_prompt_length" in capsys.readouterr().out
