@@ -15,10 +15,11 @@ import laser.data
 
 
 # The embedded default, unless the user gave --configfile (which would otherwise be merged
-# on top of it, leaking the default's benchmarks into every other config).
-if not config:
+# on top of it, leaking the default's benchmarks into every other config). `--config key=value`
+# overrides keys of either, as everywhere in Snakemake (`configfile:` re-applies them).
+if not workflow.config_settings.configfiles:
 
-    configfile: "config/config.yaml"
+    configfile: Path(workflow.basedir) / "config" / "config.yaml"
 
 
 

@@ -55,7 +55,7 @@ def test_generate_settings_pick_p_zc_for_loss_sft():
     assert "score_kind(settings)" in src and "score=score" in src
 
 
-def test_laser_score_command_p_zc_needs_no_c_ref(tmp_path, monkeypatch, capsys):
+def test_laser_score_command_p_zc_needs_no_c_ref(tmp_path, monkeypatch, capsys, tiny_checkpoint):
     import laser.scoring as scoring
 
     def fake_scores(records, model_dir, **kw):  # stands in for the model forward
@@ -67,7 +67,7 @@ def test_laser_score_command_p_zc_needs_no_c_ref(tmp_path, monkeypatch, capsys):
     src, dst = tmp_path / "gens.jsonl", tmp_path / "scored.jsonl"
     src.write_text(json.dumps({"problem": "p", "answer": "1", "responses": ["a", "b", "c"],
                                "pred_answers": ["1", "2", None], "acc_list": [True, False, False]}) + "\n")
-    args = ["--model", "m", "--input", str(src), "--output", str(dst), "--z-c", ZC]
+    args = ["--model", str(tiny_checkpoint), "--input", str(src), "--output", str(dst), "--z-c", ZC]
     with pytest.raises(SystemExit):  # r_s (the default) needs a c_ref
         main(args)
     assert main([*args, "--score", "p_zc"]) == 0
@@ -176,6 +176,11 @@ def test_laser_score_bad_input_names_file_and_line(tmp_path, capsys, tiny_checkp
                "--z-c", "<|not_a_token|>", "--c-ref", "-9", "--backend", "transformers"])
     assert rc == 2
     assert "not a token of the tokenizer" in capsys.readouterr().err
+    rc = main(["--model", str(tmp_path / "no_model"), "--input", str(src), "--output", str(tmp_path / "o.jsonl"),
+               "--z-c", ZC, "--c-ref", "-9", "--backend", "transformers"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith(f"laser-score: error: --model '{tmp_path / 'no_model'}' is not a model")
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_laser_score_takes_c_ref_from_a_calibration_file_for_its_z_c(tmp_path, capsys, tiny_checkpoint):

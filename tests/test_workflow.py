@@ -106,3 +106,13 @@ def test_config_changes_rerun_the_jobs_that_read_them(tmp_path):
     rules = {m.group(1): m.group(2) for f in (ROOT / "workflow" / "rules").glob("*.smk")
              for m in re.finditer(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)+)", f.read_text(), flags=re.M)}
     assert {r for r, body in rules.items() if "script:" in body and "settings=" not in body} == set()
+
+
+def test_config_overrides_apply_to_the_default_and_to_a_configfile(tmp_path):
+    """`--config key=value` overrides the embedded default or a `--configfile`, as in any workflow."""
+    assert _snakemake("-n", "--config", "seed=1", cwd=tmp_path).returncode == 0
+    res = _snakemake("-n", "--config", "seed=-1", cwd=tmp_path)  # reaches validation: it was applied
+    assert res.returncode != 0 and "config key 'seed': -1 is less than the minimum of 0" in res.stdout + res.stderr
+    paper = str(ROOT / "config" / "paper.yaml")
+    res = _snakemake("-n", "--configfile", paper, "--config", "seed=-2", cwd=tmp_path)
+    assert res.returncode != 0 and "config key 'seed': -2 is less than the minimum of 0" in res.stdout + res.stderr

@@ -16,6 +16,12 @@ class InputError(ValueError):
     """Bad user input (file, line or config key named in the message)."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside `path`; move it into place only if the block succeeds."""
@@ -27,6 +33,8 @@ def atomic_path(path: str | Path, *, is_dir: bool = False) -> Iterator[Path]:
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.close(fd)
         tmp = Path(name)
+    # tempfile makes them private (0600 / 0700); results are shared as a plain open() would make them
+    tmp.chmod((0o777 if is_dir else 0o666) & ~_umask())
     try:
         yield tmp
         if is_dir and path.exists():

@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", required=True, help="HF model directory or hub id")
     parser.add_argument("--input", required=True, help="JSONL: problem/answer (or prompt), responses, ...")
     parser.add_argument("--output", required=True, help="JSONL written with zc_logprobs and self_rewarding_scores")
-    parser.add_argument("--z-c", required=True, help="the self-rewarding token, e.g. <|vision_end|>")
+    parser.add_argument("--z-c", required=True, help="the self-rewarding token, e.g. <|vision_start|> (Qwen2.5)")
     parser.add_argument("--score", choices=SCORES, default="r_s",
                         help="r_s = beta_v (log p(z_c) - c_ref) (default; needs --c-ref or --calibration), "
                              "or p_zc = p(z_c) for models trained with the SFT ablation (laser.loss: sft)")
@@ -166,6 +166,13 @@ def main(argv: list[str] | None = None) -> int:
         c_ref = None
         if args.score == "r_s":
             c_ref = args.c_ref if args.c_ref is not None else _calibrated_c_ref(args.calibration, args.z_c)
+        try:
+            from transformers import AutoConfig
+
+            AutoConfig.from_pretrained(args.model)  # a wrong --model fails here, in one line
+        except OSError as e:
+            raise InputError(f"--model {args.model!r} is not a model directory or a reachable hub id "
+                             f"({str(e).splitlines()[0]})") from None
         score_file_records(records, args.model, z_c=args.z_c, backend=args.backend, route=args.route,
                            gen_cfg={"dtype": args.dtype, "tensor_parallel_size": args.tensor_parallel_size},
                            suffix=args.prompt_suffix)
