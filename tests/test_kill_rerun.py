@@ -72,6 +72,11 @@ def test_killed_workflow_reruns_to_the_same_tables(tmp_path):
     _run(ref, config)
     expected = _tables(ref)
     assert "main.csv" in expected
+    # every job leaves Snakemake's benchmark file (wall time, memory) beside the results
+    for job in ("prepare_data", "base_model/tiny", "calibrate/tiny", "train/tiny/laser", "generate/tiny/base",
+                "tables", "figures"):
+        lines = (ref / "results" / "benchmarks" / f"{job}.tsv").read_text().splitlines()
+        assert lines[0].split("\t")[:2] == ["s", "h:m:s"] and float(lines[1].split("\t")[0]) > 0, job
 
     ckpts = work / "results" / "train" / "tiny" / "laser" / "checkpoints"
     _kill_when(work, config, lambda: (ckpts / "checkpoint-2").is_dir(), "train after its first checkpoint",

@@ -12,6 +12,8 @@ rule calibrate:
         max_tokens=config["training"]["max_completion_length"],
     log:
         "logs/calibrate/{model}.log",
+    benchmark:
+        "results/benchmarks/calibrate/{model}.tsv"
     threads: workflow.cores
     resources:
         gpu=1,

@@ -9,6 +9,8 @@ rule prepare_data:
         settings=settings("seed", "train_data", "benchmarks", prompt="train"),
     log:
         "logs/prepare_data.log",
+    benchmark:
+        "results/benchmarks/prepare_data.tsv"
     conda:
         "../envs/analysis.yaml"
     script:

@@ -20,6 +20,8 @@ rule generate:
         ),
     log:
         "logs/generate/{model}/{method}.log",
+    benchmark:
+        "results/benchmarks/generate/{model}/{method}.tsv"
     threads: workflow.cores
     resources:
         gpu=TP,
@@ -41,6 +43,8 @@ rule judge:
         settings=settings("judge", "generation"),
     log:
         "logs/judge/{model}/{method}.log",
+    benchmark:
+        "results/benchmarks/judge/{model}/{method}.tsv"
     threads: workflow.cores
     resources:
         gpu=TP,
@@ -64,6 +68,8 @@ rule verify:
         settings=lambda wc: config["verifiers"][wc.verifier],
     log:
         "logs/verify/{verifier}/{model}/{method}.log",
+    benchmark:
+        "results/benchmarks/verify/{verifier}/{model}/{method}.tsv"
     threads: workflow.cores
     resources:
         gpu=lambda wc: config["verifiers"][wc.verifier]["gpus"],

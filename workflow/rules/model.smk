@@ -17,6 +17,8 @@ rule base_model:
         ),
     log:
         "logs/base_model/{model}.log",
+    benchmark:
+        "results/benchmarks/base_model/{model}.tsv"
     threads: workflow.cores
     resources:
         gpu=1,

@@ -23,6 +23,8 @@ rule tables:
         settings=settings("scoring", "analysis"),
     log:
         "logs/tables.log",
+    benchmark:
+        "results/benchmarks/tables.tsv"
     conda:
         "../envs/analysis.yaml"
     script:
@@ -48,6 +50,8 @@ rule figures:
         settings=settings("scoring", "analysis"),
     log:
         "logs/figures.log",
+    benchmark:
+        "results/benchmarks/figures.tsv"
     conda:
         "../envs/analysis.yaml"
     script:

@@ -16,6 +16,8 @@ rule train:
         ),
     log:
         "logs/train/{model}/{method}.log",
+    benchmark:
+        "results/benchmarks/train/{model}/{method}.tsv"
     wildcard_constraints:
         method="|".join(METHODS_TRAINED),
     threads: workflow.cores
