@@ -72,8 +72,8 @@ class LaserTrainer(GRPOTrainer):
         self._zc_row_tokens = None  # SFT ablation: the token inserted after each row (z_c or z_c + 1)
         self._zc_stash: list[tuple[torch.Tensor, torch.Tensor]] = []
         self._last_rewards = None
-        self._step_rows = 0.0  # completions the current optimizer step trained on, all processes
-        self._step_sr_weight = 0.0  # sum of w / normalizer over the step's micro-batches and processes
+        self._step_rows = 0.0  # completions this process trained on in the current optimizer step
+        self._step_sr_weight = 0.0  # sum of w / normalizer over this process's micro-batches of the step
         self._laser_ref = None
         if a.c_ref_mode == "reference":
             self._laser_ref = args_laser_ref_model
@@ -136,13 +136,17 @@ class LaserTrainer(GRPOTrainer):
         # What one optimizer step actually trained, summed over its micro-batches and processes:
         # completions and prompts (the global batch), and the total weight of L_sr (1 when both
         # classes occur: the N_c + N_i normalisation adds up whatever the split).
+        # One gather per optimizer step, not per micro-batch.
         output = super().training_step(model, inputs, num_items_in_batch)
         if self._step % self.current_gradient_accumulation_steps == 0:
+            local = torch.tensor([[self._step_rows, self._step_sr_weight]], device=self.accelerator.device)
+            rows, sr_weight = self.accelerator.gather(local).sum(dim=0).tolist()
             m = self._metrics["train"]
-            m["step_completions"].append(self._step_rows)
-            m["step_prompts"].append(self._step_rows / self.num_generations)
+            m["step_completions"].append(rows)
+            m["step_prompts"].append(rows / self.num_generations)
             if self.args.laser and self._stage() >= 2 and self.args.sr_coef > 0:
-                m["sr_weight_total"].append(self._step_sr_weight)
+                # DDP averages gradients over processes, hence the mean
+                m["sr_weight_total"].append(sr_weight / self.accelerator.num_processes)
             self._step_rows = self._step_sr_weight = 0.0
         return output
 
@@ -226,8 +230,7 @@ class LaserTrainer(GRPOTrainer):
             self._zc_active, self._zc_row_tokens = False, None
         mode = "train" if self.model.training else "eval"
         if mode == "train":
-            rows = torch.tensor([float(inputs["completion_ids"].size(0))], device=self.accelerator.device)
-            self._step_rows += self.accelerator.gather(rows).sum().item()
+            self._step_rows += inputs["completion_ids"].size(0)
         self._metrics[mode]["policy_loss"].append(self.accelerator.gather(loss.detach()).mean().item())
         if not use_sr:
             return loss
@@ -239,8 +242,7 @@ class LaserTrainer(GRPOTrainer):
         if mode == "train":
             normalizer = normalizer * self.current_gradient_accumulation_steps / a.steps_per_generation
         l_sr = sr.sr_loss(logp_zc, r_s, inputs["sr_target"], inputs["sr_weight"], normalizer, a.sr_loss_type)
-        if mode == "train":  # DDP averages gradients over processes, hence the mean
-            share = inputs["sr_weight"].sum() / (normalizer if normalizer > 0 else 1.0)
-            self._step_sr_weight += self.accelerator.gather(share.detach().reshape(1)).mean().item()
+        if mode == "train":
+            self._step_sr_weight += inputs["sr_weight"].sum().item() / (normalizer if normalizer > 0 else 1.0)
         self._metrics[mode]["sr_loss"].append(self.accelerator.gather(l_sr.detach()).mean().item())
         return loss + a.sr_coef * l_sr
