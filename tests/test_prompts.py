@@ -90,7 +90,6 @@ def _params(config: dict) -> dict[tuple, dict]:
             "calibrate": [{"model": m} for m in models],
             "train": [{"model": m, "method": r} for m in models for r in config["methods"]],
             "generate": [{"model": m, "method": r} for m in models for r in methods],
-            "judge": [{"model": m, "method": r} for m in models for r in methods],
             "verify": [{"verifier": v, "model": m, "method": r} for v in config["verifiers"] for m in models
                        for r in laser.config.verifier_methods(config, v)],
             "tables": [{}], "figures": [{}]}
@@ -110,7 +109,7 @@ def test_prompt_edits_rerun_exactly_the_jobs_that_read_them():
     config = validate(_default())
     config["prompt"].update(eval_suffix=" E", base_eval_suffix="")  # three separate suffixes
     before = _params(config)
-    assert {"prepare_data", "base_model", "calibrate", "train", "generate", "judge", "tables"} <= {j[0] for j in before}
+    assert {"prepare_data", "base_model", "calibrate", "train", "generate", "tables"} <= {j[0] for j in before}
 
     def edit(fn):
         c = copy.deepcopy(config)

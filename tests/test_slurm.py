@@ -30,7 +30,7 @@ SLURM = ROOT / "tests" / "slurm"
 PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 PARTITION = "test"  # the test cluster's partition (start_cluster.sh)
 
-GPU_RULES = {"base_model", "calibrate", "train", "generate", "judge", "verify"}
+GPU_RULES = {"base_model", "calibrate", "train", "generate", "verify"}
 LOCAL_RULES = {"tables", "figures"}  # localrules in workflow/rules/common.smk
 
 
@@ -196,7 +196,7 @@ def test_workflow_runs_through_slurm(workflow_run):
         assert all(f"Finished jobid: 0 (Rule: {rule})" in log.read_text() for log in logs), rule
     assert len(re.findall(r"has been submitted with SLURM jobid \d+", out)) == sum(n_jobs.values())
     # ... with a GPU for the GPU rules, and the accuracy table was made on the submit host.
-    for rule in GPU_RULES - {"judge"}:  # (the judge is off in tests/slurm/config.yaml)
+    for rule in GPU_RULES:
         assert "gpu=1" in _slurm_logs(wd, rule)[0].read_text(), rule
     for rule in LOCAL_RULES:
         assert not _slurm_logs(wd, rule)

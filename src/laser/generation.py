@@ -124,19 +124,61 @@ def _bar(desc: str):
     return lambda *args, **kwargs: tqdm(*args, **{**kwargs, "desc": desc})
 
 
-def _vllm(model_dir, tok, prompt_ids, ns, cfg, zc_id, route, seeds):
-    llm = vllm_engine(model_dir, cfg, max(map(len, prompt_ids)) + cfg["max_tokens"] + 3)  # + EOS, z_c and the one generated token
-    try:
-        result = vllm_sample(llm, tok, prompt_ids, ns, cfg, seeds=seeds)
-        if zc_id is not None:
-            flat = [(p, s) for p, group in zip(prompt_ids, result) for s in group]
-            logps = vllm_zc_logprobs(llm, [p for p, _ in flat], [s.token_ids for _, s in flat],
-                                     eos_id=tok.eos_token_id, zc_id=zc_id, route=route)
-            for (_, s), lp in zip(flat, logps):
-                s.zc_logprob = lp
-    finally:
-        close_engine(llm)
+def _vllm(llm, tok, prompt_ids, ns, cfg, zc_id, route, seeds):
+    result = vllm_sample(llm, tok, prompt_ids, ns, cfg, seeds=seeds)
+    if zc_id is not None:
+        flat = [(p, s) for p, group in zip(prompt_ids, result) for s in group]
+        logps = vllm_zc_logprobs(llm, [p for p, _ in flat], [s.token_ids for _, s in flat],
+                                 eos_id=tok.eos_token_id, zc_id=zc_id, route=route)
+        for (_, s), lp in zip(flat, logps):
+            s.zc_logprob = lp
     return result
+
+
+def model_context(model_dir: str) -> int | None:
+    """The model's context length (``max_position_embeddings``), or None when it has none."""
+    from transformers import AutoConfig
+
+    cfg = AutoConfig.from_pretrained(model_dir)
+    return getattr(cfg.get_text_config(), "max_position_embeddings", None)
+
+
+class Engine:
+    """One loaded model serving every request of a job (generation, z_c scoring, the prompted
+    judge), so a checkpoint is loaded, and vLLM started, once per job. `max_model_len` bounds
+    prompt + completion of every request (vLLM only)."""
+
+    def __init__(self, model_dir: str, cfg: dict, max_model_len: int, *, tokenizer=None):
+        self.model_dir, self.cfg, self.max_model_len = model_dir, cfg, max_model_len
+        self.tok = tokenizer or load_tokenizer(model_dir)
+        self.llm = self.model = None
+        if cfg["backend"] == "vllm":
+            self.llm = vllm_engine(model_dir, cfg, max_model_len)
+        else:
+            self.model = load_model(model_dir, cfg["dtype"])
+
+    def sample(self, prompt_ids, ns, cfg, *, zc_id=None, route="onetoken", seeds=None) -> list[list[Sample]]:
+        """n_i samples of each prompt under the sampling settings `cfg` (temperature, max_tokens, ...)."""
+        too_long = [len(p) + cfg["max_tokens"] for p in prompt_ids if len(p) + cfg["max_tokens"] + 3 > self.max_model_len]
+        if too_long:
+            raise ValueError(f"{len(too_long)} requests need up to {max(too_long)} tokens, over this engine's "
+                             f"max_model_len {self.max_model_len}")
+        seeds = seeds or [cfg["seed"] + i for i in range(len(prompt_ids))]
+        if self.llm is not None:
+            return _vllm(self.llm, self.tok, prompt_ids, ns, cfg, zc_id, route, seeds)
+        return _transformers(self.model, self.tok, prompt_ids, ns, cfg, zc_id, route, seeds)
+
+    def close(self) -> None:
+        if self.llm is not None:
+            close_engine(self.llm)
+        self.llm = self.model = None
+        gc.collect()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
 
 # ---------------------------------------------------------------- transformers
@@ -224,12 +266,11 @@ def zc_logprobs_transformers(model, prompt_ids: list[list[int]], response_ids: l
     return out
 
 
-def _transformers(model_dir, tok, prompt_ids, ns, cfg, zc_id, route, seeds):
+def _transformers(model, tok, prompt_ids, ns, cfg, zc_id, route, seeds):
     import torch
     from tqdm.auto import tqdm
 
     eos_id = tok.eos_token_id
-    model = load_model(model_dir, cfg["dtype"])
     device = next(model.parameters()).device
     pad = tok.pad_token_id if tok.pad_token_id is not None else eos_id
     result = []
@@ -285,22 +326,27 @@ def request_seed(seed: int, *key) -> int:
 
 
 def sample(model_dir: str, records: list[dict], ns: list[int], cfg: dict, *, zc_id: int | None = None,
-           route: str = "onetoken", tokenizer=None, seeds: list[int] | None = None) -> tuple[list[str], list[list[Sample]]]:
-    """Chat-templated prompt text and n_i samples for each record's `messages` (one engine).
+           route: str = "onetoken", tokenizer=None, seeds: list[int] | None = None,
+           engine: Engine | None = None) -> tuple[list[str], list[list[Sample]]]:
+    """Chat-templated prompt text and n_i samples for each record's `messages`, from `engine`
+    or, without one, an engine opened for these requests only.
     `seeds`: one per record (default: the config seed + position)."""
     if route not in ROUTES:
         raise ValueError(f"unknown scoring route {route!r}; choose one of {ROUTES}")
     if not records:
         return [], []
-    tok = tokenizer or load_tokenizer(model_dir)
+    tok = engine.tok if engine else tokenizer or load_tokenizer(model_dir)
     texts, prompt_ids = render_prompts(tok, records)
-    backend = {"vllm": _vllm, "transformers": _transformers}[cfg["backend"]]
-    seeds = seeds or [cfg["seed"] + i for i in range(len(records))]
-    return texts, backend(model_dir, tok, prompt_ids, ns, cfg, zc_id, route, seeds)
+    if engine is not None:
+        return texts, engine.sample(prompt_ids, ns, cfg, zc_id=zc_id, route=route, seeds=seeds)
+    # + EOS, z_c and the one generated token
+    with Engine(model_dir, cfg, max(map(len, prompt_ids)) + cfg["max_tokens"] + 3, tokenizer=tok) as own:
+        return texts, own.sample(prompt_ids, ns, cfg, zc_id=zc_id, route=route, seeds=seeds)
 
 
 def generate(model_dir: str, benchmarks: dict[str, tuple[list[dict], int]], cfg: dict, *,
-             zc_id: int | None = None, route: str = "onetoken", tokenizer=None) -> dict[str, list[dict]]:
+             zc_id: int | None = None, route: str = "onetoken", tokenizer=None,
+             engine: Engine | None = None) -> dict[str, list[dict]]:
     """Sample n solutions for every record of every benchmark (one engine for all of them),
     grade them (no format gate at test time) and, given `zc_id`, read log pi(z_c | x, y, EOS)
     of every response by `route`. `benchmarks`: name -> (records, n). With vLLM a problem's
@@ -308,7 +354,7 @@ def generate(model_dir: str, benchmarks: dict[str, tuple[list[dict], int]], cfg:
     flat = [(name, rec, n) for name, (recs, n) in benchmarks.items() for rec in recs]
     seeds = [request_seed(cfg["seed"], name, rec.get("id", i)) for i, (name, rec, _) in enumerate(flat)]
     texts, samples = sample(model_dir, [r for _, r, _ in flat], [n for *_, n in flat], cfg, zc_id=zc_id,
-                            route=route, tokenizer=tokenizer, seeds=seeds)
+                            route=route, tokenizer=tokenizer, seeds=seeds, engine=engine)
     out: dict[str, list[dict]] = {name: [] for name in benchmarks}
     for (name, rec, _), text, group in zip(flat, texts, samples):
         graded = [grade(s.text, rec["answer"]) for s in group]

@@ -29,16 +29,34 @@ def judge_prompt(template: str, problem: str, solution: str) -> str:
     return template.replace("{problem}", problem).replace("{solution}", solution)
 
 
-def judge(model_dir: str, records: list[dict], cfg: dict, judge_cfg: dict, *, tokenizer=None) -> list[dict]:
+def judge_cfg_for(cfg: dict, judge_cfg: dict) -> dict:
+    """The generation settings of the judge's requests."""
+    return {**cfg, "temperature": judge_cfg["temperature"], "max_tokens": judge_cfg["max_tokens"]}
+
+
+def judge_context(tokenizer, problems: list[str], template: str, solution_tokens: int, max_tokens: int) -> int:
+    """Tokens a judge request can need: the longest judge prompt with a solution of
+    `solution_tokens` tokens (counted three times over, as re-tokenizing decoded text can
+    lengthen it), plus the verdict."""
+    from .generation import render_prompts
+
+    _, ids = render_prompts(tokenizer, [{"messages": [{"role": "user", "content": judge_prompt(template, p, "")}]}
+                                        for p in problems])
+    return max(map(len, ids), default=0) + 3 * solution_tokens + max_tokens + 3
+
+
+def judge(model_dir: str, records: list[dict], cfg: dict, judge_cfg: dict, *, tokenizer=None,
+          engine=None) -> list[dict]:
     """One judge record per generation record: ``judge_verdicts``, ``judge_scores`` (1.0 for
-    'correct', else 0.0) and ``judge_responses`` (null where skipped), aligned with ``responses``."""
+    'correct', else 0.0) and ``judge_responses`` (null where skipped), aligned with ``responses``.
+    `engine`: the generation job's engine (generation.Engine), else one is opened."""
     from .generation import sample
 
     todo = boxed_slots(records)
     prompts = [{"messages": [{"role": "user", "content": judge_prompt(
         judge_cfg["template"], records[i]["problem"], records[i]["responses"][j])}]} for i, j in todo]
-    gen_cfg = {**cfg, "temperature": judge_cfg["temperature"], "max_tokens": judge_cfg["max_tokens"]}
-    _, samples = sample(model_dir, prompts, [1] * len(prompts), gen_cfg, tokenizer=tokenizer)
+    _, samples = sample(model_dir, prompts, [1] * len(prompts), judge_cfg_for(cfg, judge_cfg), tokenizer=tokenizer,
+                        engine=engine)
     texts = [group[0].text for group in samples]
     verdicts = [parse_verdict(t) for t in texts]
     return [{"id": rec.get("id"), "judge_verdicts": v, "judge_scores": s, "judge_responses": t}

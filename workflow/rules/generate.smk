@@ -1,6 +1,6 @@
 # Sampling n solutions per problem for every benchmark with one engine per checkpoint, each
-# solution scored by its last token right after generation; then the prompted judge and
-# the external verifiers (reward models), if configured.
+# solution scored by its last token right after generation and, in the same engine, by the
+# prompted judge; then the external verifiers (reward models), if configured.
 
 
 rule generate:
@@ -14,9 +14,13 @@ rule generate:
             "results/generations/{{model}}/{{method}}/{benchmark}.jsonl", benchmark=BENCHMARKS
         ),
         metadata="results/generations/{model}/{method}/metadata.json",
+        # the prompted judge runs in the same engine (the checkpoint is loaded once)
+        judge=expand("results/judge/{{model}}/{{method}}/{benchmark}.jsonl", benchmark=BENCHMARKS)
+        if config["judge"]["generative"]
+        else [],
     params:
         settings=lambda wc: settings(
-            "generation", "grading", "scoring", model=wc.model, run=wc.method, prompt="eval"
+            "generation", "grading", "scoring", "judge", model=wc.model, run=wc.method, prompt="eval"
         ),
     log:
         "logs/generate/{model}/{method}.log",
@@ -29,29 +33,6 @@ rule generate:
         "../envs/vllm.yaml"
     script:
         "../scripts/generate.py"
-
-
-rule judge:
-    input:
-        model="results/models/{model}/{method}",
-        generations=expand(
-            "results/generations/{{model}}/{{method}}/{benchmark}.jsonl", benchmark=BENCHMARKS
-        ),
-    output:
-        expand("results/judge/{{model}}/{{method}}/{benchmark}.jsonl", benchmark=BENCHMARKS),
-    params:
-        settings=settings("judge", "generation"),
-    log:
-        "logs/judge/{model}/{method}.log",
-    benchmark:
-        "results/benchmarks/judge/{model}/{method}.tsv"
-    threads: workflow.cores
-    resources:
-        gpu=TP,
-    conda:
-        "../envs/vllm.yaml"
-    script:
-        "../scripts/judge.py"
 
 
 rule verify:

@@ -9,7 +9,10 @@ if __name__ == "__main__":
 
     config = setup(snakemake)
     from laser.calibrate import resolve_c_ref
-    from laser.generation import generate, load_tokenizer, metadata
+    from collections import Counter
+
+    from laser.generation import Engine, generate, load_tokenizer, metadata, model_context, render_prompts
+    from laser.judge import VERDICTS, judge, judge_context
     from laser.io import read_jsonl, write_json, write_jsonl
     from laser.model import check_z_c
     from laser.config import eval_suffix, run_settings, train_suffix
@@ -31,7 +34,23 @@ if __name__ == "__main__":
     jobs = {name: (eval_records(config, model, method, name, read_jsonl(path)), config["benchmarks"][name]["n_samples"])
             for name, path in zip(names, snakemake.input.benchmarks)}
     route = config["scoring"]["route"]
-    outs = generate(snakemake.input.model, jobs, config["generation"], zc_id=zc_id, route=route, tokenizer=tok)
+    gen_cfg, judge_cfg = config["generation"], config["judge"]
+    # one engine for sampling, z_c scoring and the prompted judge: the checkpoint is loaded once
+    need = max(len(p) for p in render_prompts(tok, [r for recs, _ in jobs.values() for r in recs])[1]) + gen_cfg["max_tokens"] + 3
+    if judge_cfg["generative"]:
+        problems = [r["problem"] for recs, _ in jobs.values() for r in recs]
+        need = max(need, judge_context(tok, problems, judge_cfg["template"], gen_cfg["max_tokens"], judge_cfg["max_tokens"]))
+    context = model_context(snakemake.input.model)
+    with Engine(snakemake.input.model, gen_cfg, min(need, context or need), tokenizer=tok) as engine:
+        outs = generate(snakemake.input.model, jobs, gen_cfg, zc_id=zc_id, route=route, engine=engine)
+        if judge_cfg["generative"]:
+            flat = [rec for name in names for rec in outs[name]]
+            judged = iter(judge(snakemake.input.model, flat, gen_cfg, judge_cfg, engine=engine))
+            for name, path in zip(names, snakemake.output.judge):
+                part = [next(judged) for _ in outs[name]]
+                write_jsonl(path, part)
+                counts = Counter(v for j in part for v in j["judge_verdicts"])
+                print(f"{path}: " + ", ".join(f"{k} {counts[k]}" for k in VERDICTS))
     for name, records in outs.items():
         ref = None
         if score == "r_s" and c_ref is None:  # reference-forward mode: log pi_ref(z_c | x, y, EOS)
