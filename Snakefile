@@ -37,6 +37,8 @@ MODELS = list(config["models"])
 BENCHMARKS = list(config["benchmarks"])
 METHODS_TRAINED = list(config["methods"])
 METHODS = ["base", *METHODS_TRAINED]
+# models some run of which reads a calibrated c_ref; none when every c_ref is a constant
+CALIBRATED = laser.config.calibrated_models(config)
 LAUNCH = config["training"]["launcher"]
 TP = config["generation"]["tensor_parallel_size"]
 
@@ -55,5 +57,7 @@ rule all:
         "results/tables/main.csv",
         "results/figures/scaling.png",
         expand("results/train/{model}/{method}/metrics.csv", model=MODELS, method=METHODS_TRAINED),
-        expand("results/calibration/{model}.json", model=MODELS),
+        expand("results/calibration/{model}.json", model=CALIBRATED),
+        "results/tables/job_times.csv",
+        "results/provenance.json",
     default_target: True

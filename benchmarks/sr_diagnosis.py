@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 BETAS = (0.1, 0.15, 0.2, 0.25, 0.3)
-VARIANTS = ((0.1, 1.0), (0.1, 2.5), (0.25, 1.0))  # (beta_v, alpha); 0.1 x 2.5 = 0.25 x 1.0
+VARIANTS = ((0.1, 1.0), (0.1, 2.0), (0.2, 1.0))  # (beta_v, alpha); 0.1 x 2 = 0.2 x 1
 
 
 def rethreshold(results: Path, config: dict, model: str) -> None:
@@ -58,23 +58,26 @@ def rethreshold(results: Path, config: dict, model: str) -> None:
             print(f"{method:<8} {beta:<7}" + "".join(f"{c:>24}" for c in cells) + f"{sum(au) / len(au):>13.2f}")
 
 
-def variants(results: Path, config: dict, model: str) -> None:
+def variants(results: Path, config: dict, model: str, pairs) -> None:
     import pandas as pd
 
     from laser.io import read_jsonl
     from laser.train import train
 
+    from laser.io import read_json
+
     records = read_jsonl(results / "data" / "train.jsonl")
+    c_ref = read_json(results / "calibration" / f"{model}.json")["c_ref_mean"]  # the run's calibrated constant
     print(f"\nLaSeR from {results}/models/{model}/base, {config['training']['max_steps']} steps, L_sr from step "
           f"{config['laser']['warmup_reasoning_steps'] + 1}; last 8 steps:")
     print(f"{'beta_v':<7}{'alpha':<7}{'rs correct':>11}{'rs incorrect':>13}{'gap':>7}{'sv_f1':>7}{'sv_true_acc':>12}{'reward':>8}")
-    for beta, alpha in VARIANTS:
-        cfg = {**config, "laser": {**config["laser"], "beta_v": beta, "alpha": alpha},
+    for beta, alpha in pairs:
+        cfg = {**config, "laser": {**config["laser"], "beta_v": beta, "alpha": alpha,
+                                   "c_ref": {"source": "constant", "value": c_ref}},
                "methods": {"laser": {"laser": True}}}
         with tempfile.TemporaryDirectory() as tmp:
             train(cfg, model=model, method="laser", base_dir=str(results / "models" / model / "base"),
-                  out_dir=f"{tmp}/model", run_dir=tmp, train_records=records,
-                  calibration=str(results / "calibration" / f"{model}.json"))
+                  out_dir=f"{tmp}/model", run_dir=tmp, train_records=records, calibration=None)
             m = pd.read_csv(f"{tmp}/metrics.csv").tail(8).mean(numeric_only=True)
         print(f"{beta:<7}{alpha:<7}{m['rs_mean_correct']:>11.3f}{m['rs_mean_incorrect']:>13.3f}"
               f"{m['rs_mean_correct'] - m['rs_mean_incorrect']:>7.3f}{m['sv_f1']:>7.3f}{m['sv_true_acc']:>12.3f}"
@@ -87,6 +90,8 @@ def main() -> None:
     ap.add_argument("--config", default=str(ROOT / "config" / "config.yaml"))
     ap.add_argument("--model", default="tiny")
     ap.add_argument("--train", action="store_true", help="also train the LaSeR variants")
+    ap.add_argument("--variants", default=",".join(f"{b}:{a}" for b, a in VARIANTS),
+                    help="beta_v:alpha pairs to train (default %(default)s)")
     args = ap.parse_args()
 
     from laser.config import load
@@ -95,7 +100,7 @@ def main() -> None:
     results = Path(args.results)
     rethreshold(results, config, args.model)
     if args.train:
-        variants(results, config, args.model)
+        variants(results, config, args.model, [tuple(map(float, v.split(":"))) for v in args.variants.split(",")])
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ those of an uninterrupted run, whether the kill hit `train` (after a checkpoint)
 SIGKILL (a crashed node; Snakemake's lock then stays, and `snakemake --unlock` is run first, as
 Snakemake documents)."""
 
+import json
 import os
 import shutil
 import signal
@@ -61,7 +62,9 @@ def _kill_when(workdir: Path, config: Path, ready, what: str, sig: int) -> None:
 
 
 def _tables(workdir: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted((workdir / "results" / "tables").glob("*.csv"))}
+    # job_times holds the jobs' measured wall times, which no two runs share
+    return {p.name: p.read_bytes() for p in sorted((workdir / "results" / "tables").glob("*.csv"))
+            if p.name != "job_times.csv"}
 
 
 @pytest.mark.slow
@@ -77,6 +80,13 @@ def test_killed_workflow_reruns_to_the_same_tables(tmp_path):
                 "tables", "figures"):
         lines = (ref / "results" / "benchmarks" / f"{job}.tsv").read_text().splitlines()
         assert lines[0].split("\t")[:2] == ["s", "h:m:s"] and float(lines[1].split("\t")[0]) > 0, job
+    # ... gathered in the job-times table; provenance.json records the resolved config
+    times = (ref / "results" / "tables" / "job_times.csv").read_text()
+    for row in ("prepare_data,,", "train,\"model=tiny, method=laser\",", "generate,\"model=tiny, method=base\",",
+                "tables,,", "figures,,"):
+        assert row in times, (row, times)
+    provenance = json.loads((ref / "results" / "provenance.json").read_text())
+    assert provenance["config"]["methods"] == {"laser": {}} and provenance["models"]["tiny"]["source"] == "build"
 
     ckpts = work / "results" / "train" / "tiny" / "laser" / "checkpoints"
     _kill_when(work, config, lambda: (ckpts / "checkpoint-2").is_dir(), "train after its first checkpoint",

@@ -95,6 +95,8 @@ def _params(config: dict) -> dict[tuple, dict]:
             "tables": [{}], "figures": [{}]}
     out = {}
     for rule, block in _rule_params().items():
+        if rule not in jobs:  # job_times, provenance: the run's record, remade after any change by design
+            continue
         params = eval("dict(" + block + ")", ns)
         for wc in jobs[rule]:
             out[(rule, *wc.values())] = {k: v(SimpleNamespace(**wc)) if callable(v) else v for k, v in params.items()}

@@ -31,7 +31,7 @@ PROFILE = ROOT / "profiles" / "slurm" / "config.yaml"
 PARTITION = "test"  # the test cluster's partition (start_cluster.sh)
 
 GPU_RULES = {"base_model", "calibrate", "train", "generate", "verify"}
-LOCAL_RULES = {"tables", "figures"}  # localrules in workflow/rules/common.smk
+LOCAL_RULES = {"tables", "figures", "job_times", "provenance"}  # localrules in workflow/rules/common.smk
 
 
 @pytest.fixture(scope="module")

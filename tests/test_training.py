@@ -154,24 +154,78 @@ def test_ablations_train(tiny_checkpoint, small_config, train_records, tmp_path,
         assert "swa_fallback_frac" not in df or df["swa_fallback_frac"].isna().all()
 
 
+def _wandb_ids(run_dir) -> list[str]:
+    """Run ids of the offline wandb runs under a run directory, one per attempt (offline-run-<time>-<id>)."""
+    return [p.name.rsplit("-", 1)[1] for p in sorted((run_dir / "wandb").glob("offline-run-*"))]
+
+
 @pytest.mark.slow
-def test_killed_run_resumes_to_the_same_weights(tiny_checkpoint, small_config, train_records, tmp_path):
+def test_killed_run_resumes_to_the_same_weights(tiny_checkpoint, small_config, train_records, tmp_path, monkeypatch):
+    """... and logs to the same wandb run; a run retrained from step 0 after an edit gets a new one."""
     from safetensors.torch import load_file
 
     from laser.train import train
 
+    for var in ("WANDB_MODE", "WANDB_DIR", "WANDB_RUN_ID", "WANDB_RESUME", "LASER_REPORT_TO"):
+        monkeypatch.delenv(var, raising=False)  # the config's wandb section: offline
     kw = dict(model="tiny", method="laser", base_dir=str(tiny_checkpoint), train_records=train_records,
               calibration=None)
     train(small_config, out_dir=str(tmp_path / "a"), run_dir=str(tmp_path / "run_a"), **kw)
     with pytest.raises(KeyboardInterrupt):
         train(small_config, out_dir=str(tmp_path / "b"), run_dir=str(tmp_path / "run_b"), stop_after=2, **kw)
     assert not (tmp_path / "b").exists()
+    killed = _wandb_ids(tmp_path / "run_b")
     train(small_config, out_dir=str(tmp_path / "b"), run_dir=str(tmp_path / "run_b"), **kw)
     a = load_file(tmp_path / "a" / "model.safetensors")
     b = load_file(tmp_path / "b" / "model.safetensors")
     for name in a:
         assert torch.equal(a[name], b[name]), name
     assert pd.read_csv(tmp_path / "run_b" / "metrics.csv")["step"].tolist() == [1, 2, 3]
+    # one wandb run per training run: the resumed attempt continued the killed attempt's run
+    ids = _wandb_ids(tmp_path / "run_b")
+    assert len(killed) == 1 and len(set(ids)) == 1 and ids[0] == killed[0], ids
+    assert (tmp_path / "run_b" / "checkpoints" / "wandb_run_id").read_text().strip() == killed[0]
+    assert _wandb_ids(tmp_path / "run_a") != killed  # another run directory, another run
+    edited = copy.deepcopy(small_config)
+    edited["laser"]["alpha"] = 3.0  # another run: retrained from step 0, under a new wandb run
+    train(edited, out_dir=str(tmp_path / "b"), run_dir=str(tmp_path / "run_b"), **kw)
+    assert len(set(_wandb_ids(tmp_path / "run_b")) - set(killed)) == 1
+
+
+def test_wandb_settings_take_the_standard_variables_first(small_config, monkeypatch, tmp_path):
+    from laser.train import wandb_settings
+
+    for var in ("WANDB_MODE", "WANDB_PROJECT", "WANDB_ENTITY", "WANDB_DIR", "LASER_REPORT_TO"):
+        monkeypatch.delenv(var, raising=False)
+    config = copy.deepcopy(small_config)
+    assert wandb_settings(config, tmp_path) == {"mode": "offline", "project": "laser", "entity": None,
+                                                "dir": str(tmp_path)}
+    config["wandb"].update(mode="online", project="p", entity="team")
+    assert wandb_settings(config, tmp_path) == {"mode": "online", "project": "p", "entity": "team",
+                                                "dir": str(tmp_path)}
+    for var, value in (("WANDB_MODE", "offline"), ("WANDB_PROJECT", "q"), ("WANDB_ENTITY", "me"), ("WANDB_DIR", "/w")):
+        monkeypatch.setenv(var, value)
+    assert wandb_settings(config, tmp_path) == {"mode": "offline", "project": "q", "entity": "me", "dir": "/w"}
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    assert wandb_settings(config, tmp_path) is None
+    monkeypatch.delenv("WANDB_MODE")
+    config["wandb"]["mode"] = "disabled"
+    assert wandb_settings(config, tmp_path) is None
+    config["wandb"]["mode"] = "offline"
+    monkeypatch.setenv("LASER_REPORT_TO", "none")  # the former switch
+    assert wandb_settings(config, tmp_path) is None
+
+
+def test_wandb_run_id_lives_and_dies_with_the_checkpoints(tmp_path):
+    from laser.train import prepare_checkpoints, wandb_run_id
+
+    out = tmp_path / "checkpoints"
+    prepare_checkpoints(out, {"seed": 0})
+    first = wandb_run_id(out)
+    prepare_checkpoints(out, {"seed": 0})  # the same run, resumed
+    assert wandb_run_id(out) == first
+    prepare_checkpoints(out, {"seed": 1})  # another run: checkpoints deleted, from step 0
+    assert wandb_run_id(out) != first
 
 
 def test_bad_training_config_fails_before_training(tiny_checkpoint, small_config, train_records, tmp_path):
@@ -257,13 +311,17 @@ def test_launch_command(small_config):
 
 
 @pytest.mark.slow
-def test_two_processes_train_the_same_global_batch(warm_checkpoint, small_config, train_records, tmp_path):
+def test_two_processes_train_the_same_global_batch(warm_checkpoint, small_config, train_records, tmp_path,
+                                                   monkeypatch):
     """A real two-process run through the workflow's launcher (`accelerate launch --multi_gpu`,
     MULTI_CPU here, as on GPUs) trains as many prompts and completions per optimizer step as the
     one-process run of the same config, and its L_sr weights add up to the whole step's
     N_c + N_i over processes and micro-batches."""
     from laser.io import write_jsonl
     from laser.train import run
+
+    for var in ("WANDB_MODE", "WANDB_DIR", "WANDB_RUN_ID", "LASER_REPORT_TO"):
+        monkeypatch.delenv(var, raising=False)  # the config's wandb section: offline
 
     write_jsonl(tmp_path / "train.jsonl", train_records)
     config = copy.deepcopy(small_config)
@@ -276,6 +334,7 @@ def test_two_processes_train_the_same_global_batch(warm_checkpoint, small_config
         frames[procs] = pd.read_csv(tmp_path / f"run{procs}" / "metrics.csv")
         assert (tmp_path / f"out{procs}" / "model.safetensors").exists()
     assert json.loads((tmp_path / "run2" / "launch_spec.json").read_text())["method"] == "laser"
+    assert len(_wandb_ids(tmp_path / "run2")) == 1  # the main process's wandb run only
     cols = ["step", "step_prompts", "step_completions", "reward_mean", "sr_norm", "w_c", "w_i", "sr_weight_total"]
     for procs, df in frames.items():
         print(f"{procs} process(es):\n{df[[c for c in cols if c in df]].to_string(index=False)}")

@@ -35,7 +35,7 @@ ROWS = 8  # 2 prompts x 4 generations
 
 @pytest.fixture(autouse=True)
 def _no_report(monkeypatch):
-    monkeypatch.setenv("LASER_REPORT_TO", "none")
+    monkeypatch.setenv("WANDB_MODE", "disabled")
 
 
 @pytest.fixture(scope="module")

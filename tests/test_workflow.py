@@ -81,9 +81,10 @@ def test_paper_config_plans_the_whole_dag(tmp_path):
     stats = res.stdout[res.stdout.index("Job stats"):]
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", stats, re.M))
     assert counts == {"prepare_data": "1", "base_model": "3", "calibrate": "3", "train": "15", "generate": "18",
-                      "verify": "9", "tables": "1", "figures": "1", "all": "1", "total": "52"}
+                      "verify": "9", "tables": "1", "figures": "1", "job_times": "1", "provenance": "1", "all": "1",
+                      "total": "54"}
     docs = (ROOT / "config" / "README.md").read_text()
-    assert "52: prepare_data 1, base_model 3, calibrate 3, train 15, generate 18 (with the prompted judge), verify 9" in docs
+    assert "54: prepare_data 1, base_model 3, calibrate 3, train 15, generate 18 (with the prompted judge), verify 9" in docs
 
 
 def test_config_changes_rerun_the_jobs_that_read_them(tmp_path):

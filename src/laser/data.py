@@ -144,10 +144,12 @@ def benchmark_seed(seed: int, name: str) -> int:
 
 def prepare_all(config: dict) -> tuple[list[dict], dict[str, list[dict]]]:
     """Training set (with ``messages`` under the global `prompt.train_suffix`, or the dataset's
-    own) and every benchmark (bare problems); synthetic training problems never repeat a test
-    problem."""
+    own; none without `train_data`) and every benchmark (bare problems); synthetic training
+    problems never repeat a test problem."""
     benches = {name: prepare(spec, name=name, seed=benchmark_seed(config["seed"], name))
                for name, spec in config["benchmarks"].items()}
+    if "train_data" not in config:  # an evaluation-only config
+        return [], benches
     held_out = {r["problem"] for recs in benches.values() for r in recs}
     train = prepare(config["train_data"], name="train", seed=config["seed"],
                     suffix=config["prompt"]["train_suffix"], exclude=held_out)
@@ -203,7 +205,7 @@ def filter_overlong(records: list[dict], tokenizer, max_len: int,
 
 def check_sources(config: dict) -> None:
     """Fail before any job starts when a local input file is missing."""
-    specs = {"train_data": config["train_data"],
+    specs = {**({"train_data": config["train_data"]} if "train_data" in config else {}),
              **{f"benchmarks.{k}": v for k, v in config["benchmarks"].items()}}
     for key, spec in specs.items():
         if spec["source"] == "jsonl" and not Path(spec["path"]).is_file():

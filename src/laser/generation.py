@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import os
 import platform
 from dataclasses import dataclass
 
@@ -64,6 +65,9 @@ def vllm_engine(model_dir: str, cfg: dict, max_model_len: int, *, prefix_caching
         # of partially prefilled requests ("CPU Generator does not use offset").
         kwargs.update(enforce_eager=True, block_size=32, enable_chunked_prefill=False,
                       kv_cache_memory_bytes=int(cfg["vllm_kv_cache_gib"] * 2**30))
+        # The engine core in this process: starts in 9 s instead of 28 s (no second process
+        # re-importing torch and vLLM), same tokens; on a GPU the separate process pays off.
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
     return LLM(**kwargs)
 
 

@@ -9,7 +9,6 @@ model that solves some, not all, problems.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from . import tasks, tiny
@@ -129,7 +128,6 @@ def make_base(spec: dict, train: list[dict], out: str | Path, *, seed: int, name
     """Write the starting checkpoint (model + tokenizer) for one configured model, atomically."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    os.environ.setdefault("WANDB_MODE", "offline")
     if spec["source"] == "build":
         tokenizer = tiny.build_tokenizer()
         check_z_c(tokenizer, spec["z_c"], f"models.{name}.z_c")
@@ -141,10 +139,11 @@ def make_base(spec: dict, train: list[dict], out: str | Path, *, seed: int, name
             shutil.rmtree(tmp / "_sft", ignore_errors=True)
             tiny.save_pretrained(model, tokenizer, tmp)
         return
-    # pretrained: a hub id or a local directory, through the same API
+    # pretrained: a hub id (at `revision`, if set) or a local directory, through the same API
+    revision = spec.get("revision")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(spec["path"])
-        model = AutoModelForCausalLM.from_pretrained(spec["path"], dtype="auto")
+        tokenizer = AutoTokenizer.from_pretrained(spec["path"], revision=revision)
+        model = AutoModelForCausalLM.from_pretrained(spec["path"], dtype="auto", revision=revision)
     except OSError as e:
         raise InputError(f"config key 'models.{name}.path': cannot load {spec['path']!r}: {e}") from e
     check_z_c(tokenizer, spec["z_c"], f"models.{name}.z_c")

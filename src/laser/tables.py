@@ -45,3 +45,23 @@ def prompts_table(metadata_paths: list[str | Path]):
                      "train_suffix": _shown(prompt.get("train_suffix")),
                      "dataset_prompts": " ".join(prompt.get("dataset_prompts") or [])})
     return pd.DataFrame(rows, columns=cols)
+
+
+def job_times_table(jobs: list[dict]):
+    """Wall time and peak memory of every job, from Snakemake's benchmark files: `jobs` lists
+    {rule, wildcards, benchmark}; jobs without a file (run before the rule had a benchmark
+    directive) are left out. ``seconds`` is the job's wall time, ``cpu_seconds`` its CPU time and
+    ``max_rss_mb`` its peak resident memory (MB), as Snakemake measured them over the job's process
+    tree (NaN where it could not)."""
+    import pandas as pd
+
+    cols = ["rule", "wildcards", "seconds", "cpu_seconds", "max_rss_mb"]
+    rows = []
+    for job in jobs:
+        path = Path(job["benchmark"])
+        if not path.is_file():
+            continue
+        bench = pd.read_csv(path, sep="\t", na_values=["NA", "-"]).iloc[-1]  # one row (no repeat())
+        rows.append({"rule": job["rule"], "wildcards": job["wildcards"], "seconds": bench["s"],
+                     "cpu_seconds": bench.get("cpu_time"), "max_rss_mb": bench.get("max_rss")})
+    return pd.DataFrame(rows, columns=cols)

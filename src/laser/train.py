@@ -2,8 +2,8 @@
 
 Checkpoints go to `results/train/{model}/{method}/checkpoints/` and a killed run resumes from the
 last one; the final model is saved atomically to `results/models/{model}/{method}/`; one row per
-optimizer step is written to `results/train/{model}/{method}/metrics.csv` (and to wandb,
-offline unless the user opts in).
+optimizer step is written to `results/train/{model}/{method}/metrics.csv` and to wandb (the `wandb`
+config section: offline by default; one wandb run per training run, continued by a resumed job).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 from transformers import TrainerCallback
+from transformers.integrations import WandbCallback
 
 from .config import ConfigError, check_training, run_settings, world_size
 from .grading import grade
@@ -101,6 +102,66 @@ def prepare_checkpoints(out: Path, fingerprint: dict) -> str | None:
     return None
 
 
+WANDB_ID_FILE = "wandb_run_id"
+
+
+def wandb_settings(config: dict, run_dir: str | Path) -> dict | None:
+    """wandb.init's settings of a training run from the `wandb` config section, or None when the
+    run does not log to wandb. The standard WANDB_MODE, WANDB_PROJECT, WANDB_ENTITY and WANDB_DIR
+    take precedence when set; LASER_REPORT_TO=none (the former switch) is WANDB_MODE=disabled."""
+    w = config["wandb"]
+    mode = os.environ.get("WANDB_MODE") or w["mode"]
+    if mode == "disabled" or os.environ.get("LASER_REPORT_TO") == "none":
+        return None
+    return {"mode": mode, "project": os.environ.get("WANDB_PROJECT") or w["project"],
+            "entity": os.environ.get("WANDB_ENTITY") or w["entity"], "dir": os.environ.get("WANDB_DIR") or str(run_dir)}
+
+
+def wandb_run_id(checkpoints: str | Path) -> str:
+    """The wandb run id of the run whose checkpoints are in `checkpoints`, made by its first attempt
+    and kept beside its fingerprint: a resumed job continues the same wandb run, and a run that
+    restarts from step 0 (`prepare_checkpoints` deleted the folder) gets a new one. Random rather
+    than a hash of the fingerprint, so that a fresh rerun of the same config (another clone,
+    results deleted) never appends to an earlier run."""
+    import secrets
+
+    path = Path(checkpoints) / WANDB_ID_FILE
+    if path.is_file():
+        return path.read_text().strip()
+    run_id = secrets.token_hex(8)
+    write_text(path, run_id + "\n")
+    return run_id
+
+
+class LaserWandb(WandbCallback):
+    """transformers' wandb callback (logging unchanged), whose run is started with this training
+    run's id (`wandb_run_id`, or WANDB_RUN_ID when set) and `resume="allow"` (or WANDB_RESUME), and
+    finished at the end of training."""
+
+    def __init__(self, settings: dict, *, name: str, group: str):
+        super().__init__()
+        self.settings, self.name, self.group = settings, name, group
+
+    def setup(self, args, state, model, **kw):
+        if state.is_world_process_zero and self._wandb.run is None:
+            Path(self.settings["dir"]).mkdir(parents=True, exist_ok=True)
+            self._wandb.init(id=os.environ.get("WANDB_RUN_ID") or wandb_run_id(args.output_dir),
+                             resume=os.environ.get("WANDB_RESUME") or "allow", name=self.name, group=self.group,
+                             **self.settings)
+        super().setup(args, state, model, **kw)
+
+    def on_train_end(self, args, state, control, **kw):
+        super().on_train_end(args, state, control, **kw)
+        if state.is_world_process_zero and self._wandb.run is not None:
+            self._wandb.finish()
+
+
+def _finish_wandb(trainer, exit_code: int) -> None:
+    cb = next((c for c in trainer.callback_handler.callbacks if isinstance(c, LaserWandb)), None)
+    if cb is not None and cb._wandb.run is not None and trainer.is_world_process_zero():
+        cb._wandb.run.finish(exit_code=exit_code)
+
+
 def accuracy_reward_fn(format_gate: bool):
     def accuracy(completions, answer, **_):
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
@@ -167,9 +228,7 @@ def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_d
         val_records = _prompts_that_fit(config, model, tok, val_records[:val["n_problems"]], "validation",
                                         config["benchmarks"][val["benchmark"]])
     run_dir = Path(run_dir)
-    os.environ.setdefault("WANDB_MODE", "offline")
-    os.environ.setdefault("WANDB_DIR", str(run_dir))
-    os.environ.setdefault("WANDB_PROJECT", "laser")
+    wandb_cfg = wandb_settings(config, run_dir)
     cuda = torch.cuda.is_available()
     args = LaserConfig(
         output_dir=str(run_dir / "checkpoints"),
@@ -188,7 +247,7 @@ def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_d
         save_total_limit=t["save_total_limit"],
         eval_strategy="steps" if val_records else "no", eval_steps=val["every"],
         num_generations_eval=val["n_samples"], per_device_eval_batch_size=8 * val["n_samples"],
-        report_to=[r for r in os.environ.get("LASER_REPORT_TO", "wandb").split(",") if r != "none"],
+        report_to=["wandb"] if wandb_cfg else [],
         use_cpu=not cuda, bf16=compute_bf16(config, cuda), gradient_checkpointing=False,
         dataloader_num_workers=0, disable_tqdm=False,
         laser=s["laser"], zc_token_id=zc_id, beta_v=s["beta_v"], sr_coef=s["alpha"],
@@ -213,6 +272,9 @@ def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_d
                            reward_funcs=[accuracy_reward_fn(config["grading"]["format_gate"])],
                            args_laser_ref_model=ref,
                            callbacks=[MetricsCSV(run_dir / "metrics.csv", s["laser"])])
+    if wandb_cfg:  # transformers' wandb callback, started as this run's wandb run
+        trainer.remove_callback(WandbCallback)
+        trainer.add_callback(LaserWandb(wandb_cfg, name=f"{model}-{method}", group=model))
     return trainer
 
 
@@ -260,7 +322,11 @@ def train(config: dict, *, model: str, method: str, base_dir: str, out_dir: str,
         if trainer.is_world_process_zero():
             write_metrics(trainer.state.log_history, Path(run_dir) / "metrics.csv", trainer.args.laser)
     else:
-        trainer.train(resume_from_checkpoint=last)
+        try:
+            trainer.train(resume_from_checkpoint=last)
+        except BaseException:
+            _finish_wandb(trainer, exit_code=1)  # a later attempt in this process starts its own run
+            raise
     out_dir = Path(out_dir)
     saving = out_dir.with_name(f".{out_dir.name}.saving")
     if trainer.is_world_process_zero():

@@ -17,8 +17,10 @@ judges, solutions without a boxed answer are not scored (0.0).
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from .metrics import boxed_slots, place
+from .provenance import COMMIT
 
 
 def _dtype(name: str):
@@ -38,13 +40,17 @@ def load_verifier(cfg: dict):
     remote = cfg["trust_remote_code"]
     cls = AutoModel if remote else (AutoModelForSequenceClassification if cfg["kind"] == "outcome"
                                     else AutoModelForTokenClassification)
-    kwargs = dict(dtype=_dtype(cfg["dtype"]), trust_remote_code=remote)
+    revision = cfg.get("revision")
+    if remote and revision and not COMMIT.fullmatch(revision) and not Path(cfg["path"]).is_dir():
+        print(f"warning: {cfg['path']} runs its own code at revision {revision!r}, which can move; pin a commit "
+              f"hash (results/provenance.json records the commit found in the local cache)", flush=True)
+    kwargs = dict(dtype=_dtype(cfg["dtype"]), trust_remote_code=remote, revision=revision)
     if torch.cuda.device_count() > 1:
         kwargs["device_map"] = "auto"  # a 72B RM spreads over the job's GPUs
     model = cls.from_pretrained(cfg["path"], **kwargs)
     if "device_map" not in kwargs:
         model = model.to("cuda" if torch.cuda.is_available() else "cpu")
-    tok = AutoTokenizer.from_pretrained(cfg["path"], trust_remote_code=remote)
+    tok = AutoTokenizer.from_pretrained(cfg["path"], trust_remote_code=remote, revision=revision)
     return model.eval(), tok
 
 

@@ -1,10 +1,13 @@
 # Shared helpers for the rules.
 
 
-# Small aggregation rules run on the submit host, never as cluster jobs (--executor slurm).
+# Small aggregation rules run on the submit host, never as cluster jobs (--executor slurm);
+# provenance there also sees the checkout and the Hugging Face cache the run was started from.
 localrules:
     tables,
     figures,
+    job_times,
+    provenance,
 
 
 def settings(*keys, model=None, run=None, prompt=None):
@@ -13,7 +16,7 @@ def settings(*keys, model=None, run=None, prompt=None):
     `prompt`: the prompt suffix the job reads ("train" or "eval"; `model` and, for "eval", `run`
     say whose). A model's `prompt` overrides enter only that way, so editing an evaluation
     suffix regenerates without retraining, and a training suffix retrains."""
-    out = {k: config[k] for k in keys}
+    out = {k: config.get(k) for k in keys}  # train_data is absent from an evaluation-only config
     if model is not None:
         out["model"] = {k: v for k, v in config["models"][model].items() if k != "prompt"}
     if run is not None:
@@ -84,8 +87,25 @@ def analysis_inputs():
         metadata=expand("results/generations/{model}/{method}/metadata.json", model=MODELS, method=METHODS),
         judge=judge_outputs(),
         verifiers=verifier_outputs(),
-        calibration=expand("results/calibration/{model}.json", model=MODELS),
+        calibration=expand("results/calibration/{model}.json", model=CALIBRATED),
         train_metrics=expand(
             "results/train/{model}/{method}/metrics.csv", model=MODELS, method=METHODS_TRAINED
         ),
     )
+
+
+def job_benchmarks():
+    """Every job upstream of the job-times table (rule `job_times`), with its benchmark file. The
+    table's own job and `provenance` write theirs after it runs, so they are not in it. Called
+    when report.smk is parsed, after the rules it names are defined."""
+    calibrated = [m for m in MODELS if f"results/calibration/{m}.json" in analysis_inputs()["calibration"]]
+    jobs = [("prepare_data", {}), *[("base_model", dict(model=m)) for m in MODELS],
+            *[("calibrate", dict(model=m)) for m in calibrated],
+            *[("train", dict(model=m, method=x)) for m in MODELS for x in METHODS_TRAINED],
+            *[("generate", dict(model=m, method=x)) for m in MODELS for x in METHODS],
+            *[("verify", dict(verifier=v, model=m, method=x)) for v in config["verifiers"] for m in MODELS
+              for x in laser.config.verifier_methods(config, v)],
+            ("tables", {}), ("figures", {})]
+    return [dict(rule=r, wildcards=", ".join(f"{k}={v}" for k, v in wc.items()),
+                 benchmark=str(getattr(rules, r).benchmark).format(**wc)) for r, wc in jobs]
+

@@ -3,10 +3,11 @@
 
 rule prepare_data:
     output:
-        train="results/data/train.jsonl",
+        # no training file for an evaluation-only config (no train_data)
+        train="results/data/train.jsonl" if "train_data" in config else [],
         benchmarks=expand("results/data/benchmarks/{benchmark}.jsonl", benchmark=BENCHMARKS),
     params:
-        settings=settings("seed", "train_data", "benchmarks", prompt="train"),
+        settings=settings("seed", "train_data", "benchmarks", prompt="train" if "train_data" in config else None),
     log:
         "logs/prepare_data.log",
     benchmark:

@@ -1,4 +1,6 @@
-# Tables and figures from the results (light, CPU-only jobs).
+# Tables and figures from the results (light, CPU-only jobs); the run's job times and provenance.
+
+import laser.provenance
 
 TABLES = [
     "main", "table1", "scaling", "calibration_length", "reliability", "c_ref", "ablations", "verifiers", "prompts",
@@ -56,3 +58,46 @@ rule figures:
         "../envs/analysis.yaml"
     script:
         "../scripts/figures.py"
+
+
+rule job_times:
+    input:
+        # after every job it lists
+        tables=rules.tables.output.main,
+        figures=rules.figures.output.scaling,
+    output:
+        csv=report("results/tables/job_times.csv", caption="../report/table_job_times.rst", category="Run"),
+        rendered=expand("results/tables/job_times.{ext}", ext=["md", "tex"]),
+    params:
+        settings={},  # reads no config section
+        jobs=job_benchmarks(),
+    log:
+        "logs/job_times.log",
+    benchmark:
+        "results/benchmarks/job_times.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/job_times.py"
+
+
+rule provenance:
+    input:
+        # rewritten whenever the results are
+        tables=rules.tables.output.main,
+        figures=rules.figures.output.scaling,
+    output:
+        report("results/provenance.json", caption="../report/provenance.rst", category="Run"),
+    params:
+        settings=config,  # all of it is recorded
+        # git commit, package versions: a change regenerates this file only (no job reads it)
+        stamp=laser.provenance.stamp(workflow.basedir),
+        configfiles=list(map(str, workflow.config_settings.configfiles)),
+    log:
+        "logs/provenance.log",
+    benchmark:
+        "results/benchmarks/provenance.tsv"
+    conda:
+        "../envs/analysis.yaml"
+    script:
+        "../scripts/provenance.py"

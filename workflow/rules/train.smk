@@ -19,7 +19,8 @@ rule train:
     benchmark:
         "results/benchmarks/train/{model}/{method}.tsv"
     wildcard_constraints:
-        method="|".join(METHODS_TRAINED),
+        # "(?!)" matches nothing: with no methods the rule produces nothing (an empty constraint is none)
+        method="|".join(METHODS_TRAINED) or "(?!)",
     threads: workflow.cores
     resources:
         gpu=LAUNCH["num_processes"] * LAUNCH["num_machines"],

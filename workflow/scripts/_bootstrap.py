@@ -30,7 +30,6 @@ def setup(snakemake):
         Path(snakemake.log[0]).parent.mkdir(parents=True, exist_ok=True)
         log = open(snakemake.log[0], "w", buffering=1)
         sys.stdout, sys.stderr = _Tee(sys.stdout, log), _Tee(sys.stderr, log)
-    os.environ.setdefault("WANDB_MODE", "offline")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         import torch

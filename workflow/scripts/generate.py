@@ -66,8 +66,10 @@ if __name__ == "__main__":
         "prompt": {"eval_suffix": eval_suffix(config, model, method),
                    # benchmarks whose chat prompts are the dataset's own (messages_key): no suffix
                    "dataset_prompts": [n for n in names if config["benchmarks"][n]["messages_key"]],
-                   # null: the training data brought its own chat prompts (train_data.messages_key)
-                   "train_suffix": None if config["train_data"]["messages_key"] else train_suffix(config, model),
+                   # null: the training data brought its own chat prompts (train_data.messages_key),
+                   # or there is none (an evaluation-only config)
+                   "train_suffix": train_suffix(config, model)
+                   if "train_data" in config and not config["train_data"]["messages_key"] else None,
                    "example": next((recs[0]["prompt"] for recs in outs.values() if recs), None)},
         "scoring": {"score": score, "route": route, "z_c": z_c, "z_c_id": zc_id, **({
             "beta_v": settings["beta_v"], "c_ref": c_ref if c_ref is not None else "reference model forward",

@@ -9,7 +9,8 @@ from laser.data import prepare_all
 from laser.io import write_jsonl
 
 train, benches = prepare_all(config)
-write_jsonl(snakemake.output.train, train)
+if snakemake.output.train:  # none for an evaluation-only config
+    write_jsonl(snakemake.output.train, train)
 for name, path in zip(config["benchmarks"], snakemake.output.benchmarks):
     write_jsonl(path, benches[name])
 print(f"train: {len(train)} problems; " + ", ".join(f"{k}: {len(v)}" for k, v in benches.items()))
