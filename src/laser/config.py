@@ -134,6 +134,10 @@ def _check_semantics(config: dict, source: str) -> None:
             raise ConfigError(f"{source}: config key 'verifiers.{name}.revision': trust_remote_code runs code from "
                               f"the hub repository {spec['path']!r}; pin it with revision: <commit hash> (or name a "
                               f"branch such as main to accept that it may change)")
+    # what the models (the built tokenizer, a local config.json) and the synthetic problems decide
+    from .checks import parse_time
+
+    parse_time(config, source)
 
 
 def world_size(config: dict[str, Any]) -> int:

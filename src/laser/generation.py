@@ -83,19 +83,22 @@ def vllm_sample(llm, tok, prompt_ids: list[list[int]], ns: list[int], cfg: dict,
     from vllm.inputs import TokensPrompt
 
     eos_id = tok.eos_token_id
-    params = [SamplingParams(n=n, temperature=cfg["temperature"], top_p=cfg["top_p"],
+    greedy = cfg["temperature"] == 0  # vLLM refuses n > 1 when greedy: one sample, copied n times
+    params = [SamplingParams(n=1 if greedy else n, temperature=cfg["temperature"], top_p=cfg["top_p"],
                              max_tokens=cfg["max_tokens"], min_tokens=min_tokens, seed=seed,
                              stop_token_ids=[eos_id], detokenize=False)
               for n, seed in zip(ns, seeds or [cfg["seed"] + i for i in range(len(ns))])]
     outs = llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompt_ids], params,
                         use_tqdm=_bar(desc))
     result = []
-    for out in outs:
+    for out, n in zip(outs, ns):
         samples = []
         for o in sorted(out.outputs, key=lambda o: o.index):
             ids = [t for t in o.token_ids if t != eos_id]
             # decoded here, like the transformers backend, so both give identical text for ids
             samples.append(Sample(ids, tok.decode(ids, skip_special_tokens=True), o.finish_reason == "stop"))
+        if greedy:
+            samples = [Sample(list(s.token_ids), s.text, s.finished) for s in samples * n]
         result.append(samples)
     return result
 
@@ -293,11 +296,16 @@ def _transformers(model, tok, prompt_ids, ns, cfg, zc_id, route, seeds):
         input_ids = torch.tensor([[pad] * (width - len(p)) + p for p in batch], device=device)
         mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in batch], device=device)
         torch.manual_seed(seeds[start])  # one generator per batch: samples depend on the batching
+        sampled = cfg["temperature"] > 0
+        if not sampled:  # greedy: transformers returns several sequences only when sampling; repeat the rows
+            input_ids, mask = input_ids.repeat_interleave(n, dim=0), mask.repeat_interleave(n, dim=0)
         with torch.no_grad():
-            out = model.generate(input_ids=input_ids, attention_mask=mask, do_sample=cfg["temperature"] > 0,
+            out = model.generate(input_ids=input_ids, attention_mask=mask, do_sample=sampled,
                                  temperature=cfg["temperature"] or None, top_p=cfg["top_p"], top_k=0,
-                                 max_new_tokens=cfg["max_tokens"], num_return_sequences=n,
+                                 max_new_tokens=cfg["max_tokens"], num_return_sequences=n if sampled else 1,
                                  eos_token_id=eos_id, pad_token_id=pad, return_dict_in_generate=True)
+        if not sampled:
+            mask = mask[::n]
         logps = None
         if zc_id is not None and route == "onetoken":
             logps = zc_logprobs_on_cache(model, out.sequences, width, mask.repeat_interleave(n, dim=0),

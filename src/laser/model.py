@@ -26,6 +26,9 @@ def check_z_c(tokenizer, z_c: str, where: str) -> int:
         raise InputError(f"config key '{where}': {z_c!r} encodes to {encoded}, not the single id {zid}")
     if z_c not in tokenizer.all_special_tokens and z_c not in getattr(tokenizer, "added_tokens_encoder", {}):
         raise InputError(f"config key '{where}': {z_c!r} is an ordinary token; choose an unused special token")
+    if zid in (tokenizer.eos_token_id, tokenizer.pad_token_id):  # every scored sequence ends with EOS
+        raise InputError(f"config key '{where}': {z_c!r} is the tokenizer's end-of-sequence or padding token; "
+                         f"choose an unused special token")
     return zid
 
 
@@ -84,11 +87,12 @@ def _sft_args(sft: dict, workdir: str, max_steps: int, learning_rate: float, war
 
 
 def sft_warmup(model, tokenizer, train: list[dict], sft: dict, *, seed: int, workdir: str,
-               judge_template: str | None = None):
+               judge_template: str | None = None, where: str = "sft"):
     """Supervised warm-up with TRL's SFTTrainer (completion-only loss) on the reference solutions,
     then, with `verification_steps`, a short second phase mixing verification examples under
     the judge's template with solutions, so the tiny base model has some prompted
-    self-verification (as real base models have) without weakening its arithmetic."""
+    self-verification (as real base models have) without weakening its arithmetic.
+    `where`: the config key of `sft` (models.<name>.sft), named by errors."""
     import random
 
     from datasets import Dataset
@@ -96,16 +100,22 @@ def sft_warmup(model, tokenizer, train: list[dict], sft: dict, *, seed: int, wor
 
     if sft["max_steps"] == 0:
         return model
+    steps = sft.get("verification_steps", 0)
+    if steps:  # checked before the first phase, not minutes later
+        if not judge_template:
+            raise InputError(f"{where}.verification_steps needs the judge template (config key 'judge.template')")
+        bad = next((r for r in train if not _integer(r["answer"])), None)
+        if bad is not None:
+            raise InputError(f"config key '{where}.verification_steps': verification examples need integer answers "
+                             f"(a wrong one is made by changing digits); train record {bad['id']} has answer "
+                             f"{bad['answer']!r}; set it to 0 for this training data")
     length = model.config.max_position_embeddings
     args = _sft_args(sft, workdir, sft["max_steps"], sft["learning_rate"], sft["warmup_steps"], seed, length)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(_sft_rows(train)),
                          processing_class=tokenizer)
     trainer.train()
     model = trainer.model
-    steps = sft.get("verification_steps", 0)
     if steps:
-        if not judge_template:
-            raise InputError("sft.verification_steps needs the judge template (config key 'judge.template')")
         rng = random.Random(seed)
         half = steps * sft["batch_size"] // 2
         rows = _verification_rows(train, judge_template, half, rng) + rng.sample(_sft_rows(train), min(half, len(train)))
@@ -115,6 +125,14 @@ def sft_warmup(model, tokenizer, train: list[dict], sft: dict, *, seed: int, wor
         trainer.train()
         model = trainer.model
     return model
+
+
+def _integer(answer: str) -> bool:
+    try:
+        int(answer)
+    except ValueError:
+        return False
+    return True
 
 
 def _cuda() -> bool:
@@ -134,7 +152,7 @@ def make_base(spec: dict, train: list[dict], out: str | Path, *, seed: int, name
         model = tiny.build_model(tokenizer, seed=seed, **spec["architecture"])
         with atomic_path(out, is_dir=True) as tmp:
             model = sft_warmup(model, tokenizer, train, spec["sft"], seed=seed, workdir=str(tmp / "_sft"),
-                               judge_template=judge_template)
+                               judge_template=judge_template, where=f"models.{name}.sft")
             import shutil
             shutil.rmtree(tmp / "_sft", ignore_errors=True)
             tiny.save_pretrained(model, tokenizer, tmp)

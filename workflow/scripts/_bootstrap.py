@@ -24,8 +24,26 @@ class _Tee:
         return getattr(self.stream, name)
 
 
+def _one_line_errors():
+    """A bad config or input (laser's ConfigError, InputError: the message names the key, file or
+    line) ends the job with that one line, not a traceback; any other error keeps its traceback."""
+    from laser.config import ConfigError
+    from laser.io import InputError
+
+    default = sys.excepthook
+
+    def hook(kind, value, tb):
+        if issubclass(kind, (ConfigError, InputError)):
+            print(f"error: {value}", file=sys.stderr, flush=True)
+        else:
+            default(kind, value, tb)
+
+    sys.excepthook = hook
+
+
 def setup(snakemake):
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "src"))
+    _one_line_errors()
     if snakemake.log:
         Path(snakemake.log[0]).parent.mkdir(parents=True, exist_ok=True)
         log = open(snakemake.log[0], "w", buffering=1)

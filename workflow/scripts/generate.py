@@ -14,7 +14,7 @@ if __name__ == "__main__":
     from laser.generation import Engine, generate, load_tokenizer, metadata, model_context, render_prompts
     from laser.judge import VERDICTS, judge, judge_context
     from laser.io import read_jsonl, write_json, write_jsonl
-    from laser.model import check_z_c
+    from laser.checks import check_job
     from laser.config import eval_suffix, run_settings, train_suffix
     from laser.data import eval_records
     from laser.scoring import add_self_rewarding_scores, score_file_records, score_kind
@@ -23,7 +23,10 @@ if __name__ == "__main__":
     base_dir = f"results/models/{model}/base"
     tok = load_tokenizer(snakemake.input.model)
     z_c = config["models"][model]["z_c"]
-    zc_id = check_z_c(tok, z_c, f"models.{model}.z_c")
+    # z_c, and every prompt + generation.max_tokens (and judge request) within the model's context:
+    # one line naming the keys, before the engine starts (evaluation drops no problem)
+    zc_id = check_job(config, model, snakemake.input.model, tokenizer=tok,
+                      benchmark_files=dict(zip(config["benchmarks"], snakemake.input.benchmarks)))
     settings = run_settings(config, model, method)
     score = score_kind(settings)  # r_s, or p(z_c) for a model trained with the SFT ablation
     c_ref = resolve_c_ref(settings["c_ref"], snakemake.input.calibration or None, model_dir=base_dir,

@@ -6,8 +6,11 @@ if __name__ == "__main__":
     from _bootstrap import setup
 
     config = setup(snakemake)
+    from laser.checks import check_job
     from laser.train import run
 
+    # before training: the model against the config and every benchmark it will be evaluated on
+    check_job(config, snakemake.wildcards.model, snakemake.input.model)
     calibration = snakemake.input.calibration  # a path, or an empty list when c_ref is not calibrated
     # in this process, or through `accelerate launch` (training.launcher: GPUs, nodes, FSDP/ZeRO)
     run(config, model=snakemake.wildcards.model, method=snakemake.wildcards.method,

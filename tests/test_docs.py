@@ -1,0 +1,35 @@
+"""The documentation's shape (issue #13, point 8): a short README that links to docs/ pages, and
+links that resolve. The commands the pages show are checked by tests/test_commands.py."""
+
+import re
+
+from conftest import ROOT
+
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "config" / "README.md"]
+
+
+def test_readme_is_short_and_links_every_docs_page():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.encode()) < 6 * 1024, "README.md: keep it to the quick start and links; detail goes to docs/"
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        assert f"(docs/{page.name})" in readme, f"README.md does not link docs/{page.name}"
+
+
+def test_readme_has_the_seed_table_block_and_results_page_its_heading():
+    readme = (ROOT / "README.md").read_text()
+    assert re.search(r"<!-- seed table: begin -->\n.*?<!-- seed table: end -->", readme, re.S)
+    results = (ROOT / "docs" / "results.md").read_text()
+    assert "## What the embedded default measures" in results
+    assert "| checkpoint | judge |" in results
+
+
+def test_relative_links_resolve():
+    broken = []
+    for page in PAGES:
+        text = re.sub(r"```.*?```", "", page.read_text(), flags=re.S)
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            if not (page.parent / target.split("#")[0]).exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert not broken, broken
