@@ -54,7 +54,8 @@ KNOWN_ENV = {"HF_HOME": "huggingface_hub", "HF_HUB_OFFLINE": "huggingface_hub",
 # the dry run (`--report` needs finished results; `--unlock` would edit .snakemake), with their
 # optional value (which one is theirs and not a target).
 SNAKEMAKE_ACTIONS = {"--report": lambda v: v.endswith((".html", ".zip")), "--unlock": None,
-                     "--lint": lambda v: v in {"text", "json"}}
+                     "--lint": lambda v: v in {"text", "json"},
+                     "--conda-create-envs-only": None}  # builds the environments even with -n
 SNAKEMAKE_DROP_IN_DRY_RUN = {"--cores", "-c", "--jobs", "-j"}  # with their value
 
 
@@ -315,9 +316,13 @@ def check_snakemake(argv: list[str], elided: bool) -> None:
 
 @functools.cache
 def dry_run(argv: tuple[str, ...]) -> str:
+    env = None
+    if "--use-conda" in argv:  # no conda here: tests/fake_conda answers what a dry run asks of it
+        env = {**os.environ, "PATH": os.pathsep.join([str(ROOT / "tests" / "fake_conda" / "bin"), str(BIN),
+                                                      os.environ["PATH"]])}
     with tempfile.TemporaryDirectory() as wd:  # a clean working directory: the full DAG is planned
         proc = subprocess.run([str(BIN / "snakemake"), *argv, "-d", wd], cwd=ROOT,
-                              capture_output=True, text=True, timeout=300)
+                              capture_output=True, text=True, timeout=300, env=env)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, f"snakemake {' '.join(argv)} (dry run) failed:\n{out[-3000:]}"
     return out

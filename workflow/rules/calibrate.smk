@@ -18,6 +18,6 @@ rule calibrate:
     resources:
         gpu=1,
     conda:
-        "../envs/vllm.yaml"
+        conda_env("vllm")
     script:
         "../scripts/calibrate.py"

@@ -1,5 +1,21 @@
 # Shared helpers for the rules.
 
+from snakemake_interface_executor_plugins.settings import DeploymentMethod
+
+
+def conda_env(name):
+    """A rule's conda environment under --use-conda, for its `conda:` (relative to this folder):
+    workflow/envs/analysis.yaml, or for the environments with torch and vLLM the config's
+    `conda_flavour` (train-cpu.yaml or train-gpu.yaml, ...). Chosen once, when the workflow is parsed."""
+    return f"../envs/{name}-{config['conda_flavour']}.yaml" if name in ("train", "vllm") else f"../envs/{name}.yaml"
+
+
+# the cpu flavour's training environment has no vLLM (TRL's vLLM rollouts are for GPU configs)
+if (DeploymentMethod.CONDA in workflow.deployment_settings.deployment_method and config["conda_flavour"] == "cpu"
+        and METHODS_TRAINED and config["training"]["use_vllm"]):
+    raise WorkflowError("config: config key 'training.use_vllm': true needs 'conda_flavour: gpu' under --use-conda "
+                        "(workflow/envs/train-cpu.yaml has no vLLM)")
+
 
 # Small aggregation rules run on the submit host, never as cluster jobs (--executor slurm);
 # provenance there also sees the checkout and the Hugging Face cache the run was started from.

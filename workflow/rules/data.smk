@@ -13,6 +13,6 @@ rule prepare_data:
     benchmark:
         "results/benchmarks/prepare_data.tsv"
     conda:
-        "../envs/analysis.yaml"
+        conda_env("analysis")
     script:
         "../scripts/prepare_data.py"

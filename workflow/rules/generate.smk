@@ -30,7 +30,7 @@ rule generate:
     resources:
         gpu=TP,
     conda:
-        "../envs/vllm.yaml"
+        conda_env("vllm")
     script:
         "../scripts/generate.py"
 
@@ -55,6 +55,6 @@ rule verify:
     resources:
         gpu=lambda wc: config["verifiers"][wc.verifier]["gpus"],
     conda:
-        "../envs/train.yaml"
+        conda_env("train")
     script:
         "../scripts/verify.py"

@@ -23,6 +23,6 @@ rule base_model:
     resources:
         gpu=1,
     conda:
-        "../envs/train.yaml"
+        conda_env("train")
     script:
         "../scripts/base_model.py"

@@ -28,7 +28,7 @@ rule tables:
     benchmark:
         "results/benchmarks/tables.tsv"
     conda:
-        "../envs/analysis.yaml"
+        conda_env("analysis")
     script:
         "../scripts/tables.py"
 
@@ -55,7 +55,7 @@ rule figures:
     benchmark:
         "results/benchmarks/figures.tsv"
     conda:
-        "../envs/analysis.yaml"
+        conda_env("analysis")
     script:
         "../scripts/figures.py"
 
@@ -76,7 +76,7 @@ rule job_times:
     benchmark:
         "results/benchmarks/job_times.tsv"
     conda:
-        "../envs/analysis.yaml"
+        conda_env("analysis")
     script:
         "../scripts/job_times.py"
 
@@ -98,6 +98,6 @@ rule provenance:
     benchmark:
         "results/benchmarks/provenance.tsv"
     conda:
-        "../envs/analysis.yaml"
+        conda_env("analysis")
     script:
         "../scripts/provenance.py"

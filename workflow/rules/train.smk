@@ -26,6 +26,6 @@ rule train:
         gpu=LAUNCH["num_processes"] * LAUNCH["num_machines"],
         nodes=LAUNCH["num_machines"],
     conda:
-        "../envs/train.yaml"
+        conda_env("train")
     script:
         "../scripts/train.py"

@@ -1,5 +1,7 @@
 """Imported first by every script: makes src/ importable without PYTHONPATH (Snakemake clears
-it for conda jobs), sends logs to the rule's log file as well, and sets thread counts."""
+it for conda jobs; the package is not installed into the rules' conda environments, so that a job
+runs this checkout's code: docs/cluster.md), sends logs to the rule's log file as well, and sets
+thread counts."""
 
 import os
 import sys
