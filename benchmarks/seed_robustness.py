@@ -91,7 +91,7 @@ def seed_line(df, seed: int, benches: list[str]) -> str:
     gap = min(lf - gf for lf, gf in zip(f1["laser"], f1["grpo"]))
     return (f"| {seed} | " + " / ".join(f"{x:.2f}" for x in f1["grpo"]) + " | "
             + " / ".join(f"{x:.2f}" for x in f1["laser"]) + " | "
-            + " / ".join(f"{acc[m]:.3f}" for m in METHODS) + f" | {gap:.2f} |")
+            + " / ".join(f"{acc[m]:.3f}" for m in METHODS) + f" | {gap:.3f} |")
 
 
 def summarize(df) -> tuple[str, float]:
@@ -175,7 +175,7 @@ def main() -> int:
               "AUROC pooled and within problems:\n\n" + v.mean().round(3).to_markdown() + "\n")
     (out / "summary.md").write_text(table)
     print("\n" + table)
-    print(f"min laser-grpo F1 gap over seeds: {gap:.2f}")
+    print(f"min laser-grpo F1 gap over seeds: {gap:.3f}")
     return 0
 
 

@@ -84,6 +84,7 @@ def test_remote_code_from_the_hub_needs_a_revision(tmp_path):
         validate(config)
     config["verifiers"]["rm"]["revision"] = COMMIT
     validate(config)
+    (tmp_path / "config.json").write_text("{}")
     config["verifiers"]["rm"] = {"path": str(tmp_path), "kind": "outcome", "trust_remote_code": True}
     validate(config)  # a local directory is what it is
 
@@ -99,6 +100,8 @@ def test_sources_record_revisions_and_resolved_commits(hub, tmp_path):
     config["models"]["local"] = {"source": "pretrained", "path": str(tmp_path), "z_c": tiny.ZC}
     config["benchmarks"] = {"hub": {"source": "hub", "name": "org/ds", "n_samples": 1},
                             "file": {"source": "jsonl", "path": str(bench), "n_samples": 1}}
+    config["training"]["validation"]["benchmark"] = "file"
+    (tmp_path / "config.json").write_text("{}")  # the local model directory
     config["verifiers"] = {"rm": {"path": "org/rm", "kind": "outcome", "trust_remote_code": True, "revision": "main"}}
     src = provenance.sources(validate(config))
     assert src["models"] == {
