@@ -155,8 +155,12 @@ def test_ablations_train(tiny_checkpoint, small_config, train_records, tmp_path,
 
 
 def _wandb_ids(run_dir) -> list[str]:
-    """Run ids of the offline wandb runs under a run directory, one per attempt (offline-run-<time>-<id>)."""
-    return [p.name.rsplit("-", 1)[1] for p in sorted((run_dir / "wandb").glob("offline-run-*"))]
+    """Run ids of the offline wandb runs under a run directory, one per attempt.
+
+    Read from each attempt's run-<id>.wandb log: the folder name gets a suffix when two attempts start in the
+    same second (offline-run-<time>-<id>-1)."""
+    return [f.name[len("run-"):-len(".wandb")]
+            for d in sorted((run_dir / "wandb").glob("offline-run-*")) for f in d.glob("run-*.wandb")]
 
 
 @pytest.mark.slow
