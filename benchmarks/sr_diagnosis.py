@@ -46,8 +46,10 @@ def rethreshold(results: Path, config: dict, model: str) -> None:
     print(f"\n{'method':<8} {'beta_v':<7}" + "".join(f"{n + ' F1 / >0.5':>24}" for n in names) + f"{'AUROC (avg)':>13}")
     for method in ("base", *config["methods"]):
         runs = {n: read_jsonl(results / "generations" / model / method / f"{n}.jsonl") for n in names}
-        au = [auroc([s for s, *_ in flat(r, [x["zc_logprobs"] for x in r])], [c for _, c, *_ in flat(r, [x["zc_logprobs"] for x in r])])
-              for r in runs.values()]
+        au = []  # r_s is affine in log p(z_c): the AUROC does not depend on beta_v
+        for r in runs.values():
+            pairs = list(flat(r, [x["zc_logprobs"] for x in r]))
+            au.append(auroc([s for s, *_ in pairs], [c for _, c, *_ in pairs]))
         for beta in BETAS:
             cells = []
             for recs in runs.values():
@@ -61,10 +63,8 @@ def rethreshold(results: Path, config: dict, model: str) -> None:
 def variants(results: Path, config: dict, model: str, pairs) -> None:
     import pandas as pd
 
-    from laser.io import read_jsonl
+    from laser.io import read_json, read_jsonl
     from laser.train import train
-
-    from laser.io import read_json
 
     records = read_jsonl(results / "data" / "train.jsonl")
     c_ref = read_json(results / "calibration" / f"{model}.json")["c_ref_mean"]  # the run's calibrated constant

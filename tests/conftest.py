@@ -17,17 +17,20 @@ def benchmarks_dir() -> Path:
     return SHARED_BENCHMARKS
 
 
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    """A freshly initialised (untrained) tiny model + tokenizer saved with save_pretrained."""
+def save_untrained(path: Path, **architecture) -> Path:
+    """A freshly initialised (untrained) tiny model + tokenizer saved with save_pretrained at path;
+    architecture keys override the small test shape."""
     from laser import tiny
 
-    path = tmp_path_factory.mktemp("tiny") / "model"
+    shape = dict(hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128, max_position_embeddings=256)
     tok = tiny.build_tokenizer()
-    model = tiny.build_model(tok, hidden_size=64, num_layers=2, num_heads=2, intermediate_size=128,
-                             max_position_embeddings=256, seed=0)
-    tiny.save_pretrained(model, tok, path)
+    tiny.save_pretrained(tiny.build_model(tok, seed=0, **{**shape, **architecture}), tok, path)
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    return save_untrained(tmp_path_factory.mktemp("tiny") / "model")
 
 
 @pytest.fixture(scope="session")

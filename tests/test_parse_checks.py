@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, save_untrained
 from laser import tiny
 from laser.config import ConfigError, validate
 
@@ -27,12 +27,7 @@ def _default() -> dict:
 @pytest.fixture(scope="module")
 def local_model(tmp_path_factory) -> Path:
     """A local pretrained model (save_pretrained) with a 512-token context."""
-    path = tmp_path_factory.mktemp("local512") / "model"
-    tok = tiny.build_tokenizer()
-    model = tiny.build_model(tok, hidden_size=64, num_layers=1, num_heads=2, intermediate_size=128,
-                             max_position_embeddings=512, seed=0)
-    tiny.save_pretrained(model, tok, path)
-    return path
+    return save_untrained(tmp_path_factory.mktemp("local512") / "model", num_layers=1, max_position_embeddings=512)
 
 
 def _pretrained(config: dict, path) -> dict:
