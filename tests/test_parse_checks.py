@@ -98,7 +98,9 @@ BAD = {
     # already at parse time before: the batch split, warm-ups, validation benchmark
     "batch split": (_set("training.gradient_accumulation_steps", 3),
                     "do not split evenly into 'training.gradient_accumulation_steps' (3)"),
-    "warm-ups": (_set("training.max_steps", 24), "config key 'methods.laser': warm-ups w_r + w_sr = 24"),
+    "warm-ups": (lambda c: [f(c) for f in (_set("laser.warmup_reasoning_steps", 8), _set("laser.warmup_sr_steps", 16),
+                                           _set("training.max_steps", 24))],
+                 "config key 'methods.laser': warm-ups w_r + w_sr = 24"),
     "validation benchmark": (_set("training.validation.benchmark", "math500"),
                              "config key 'training.validation.benchmark': 'math500' is not a benchmark"),
 }
