@@ -232,6 +232,20 @@ def test_wandb_run_id_lives_and_dies_with_the_checkpoints(tmp_path):
     assert wandb_run_id(out) != first
 
 
+def test_a_half_written_checkpoint_is_not_resumed(tmp_path, capsys):
+    from laser.train import prepare_checkpoints
+
+    out = tmp_path / "checkpoints"
+    assert prepare_checkpoints(out, {"seed": 0}) is None
+    for step, state in ((2, '{"global_step": 2}'), (4, '{"global_st'), (6, None)):
+        (out / f"checkpoint-{step}").mkdir()  # 4: killed writing trainer_state.json, 6: before it
+        if state:
+            (out / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
+    assert prepare_checkpoints(out, {"seed": 0}) == str(out / "checkpoint-2")
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-2"]
+    assert "checkpoint-6: a killed job left it half-written" in capsys.readouterr().out
+
+
 def test_bad_training_config_fails_before_training(tiny_checkpoint, small_config, train_records, tmp_path):
     from laser.train import check_training_config
 

@@ -80,13 +80,18 @@ def run_fingerprint(config: dict, *, model: str, method: str, base_dir: str, tra
 
 
 def prepare_checkpoints(out: Path, fingerprint: dict) -> str | None:
-    """The checkpoint to resume from: the last one in `out` if the same run wrote it. Checkpoints
-    of another run (a config edit, a new base model or data) are deleted and training starts
-    from step 0, said in the job log. Call on the main process only."""
+    """The checkpoint to resume from: the last complete one in `out` if the same run wrote it
+    (one a kill left half-written is deleted). Checkpoints of another run (a config edit, a new
+    base model or data) are deleted and training starts from step 0, said in the job log. Call on
+    the main process only."""
     from transformers.trainer_utils import get_last_checkpoint
 
     stamp = out / FINGERPRINT_FILE
     old = json.loads(stamp.read_text()) if stamp.is_file() else None
+    if old == fingerprint:
+        for partial in sorted(p for p in out.glob("checkpoint-*") if not _complete(p)):
+            print(f"deleting {partial}: a killed job left it half-written", flush=True)
+            shutil.rmtree(partial)
     last = get_last_checkpoint(str(out)) if out.is_dir() else None
     if old == fingerprint:
         if last:
@@ -340,6 +345,16 @@ def train(config: dict, *, model: str, method: str, base_dir: str, out_dir: str,
             tmp.rmdir()
             saving.rename(tmp)
     trainer.accelerator.wait_for_everyone()
+
+
+def _complete(checkpoint: Path) -> bool:
+    """Whether Trainer finished writing `checkpoint`: trainer_state.json is its last file, and a
+    kill while it was written leaves it unreadable."""
+    try:
+        state = json.loads((checkpoint / "trainer_state.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return checkpoint.name == f"checkpoint-{state.get('global_step')}"
 
 
 def _finished(checkpoint: str, max_steps: int) -> bool:
