@@ -35,13 +35,17 @@ def _pretrained(config: dict, path) -> dict:
     return config
 
 
-def _set(path: str, value):
+def _set(path: str, value, *more):
+    """A mutation setting config key `path` to `value` (and each further path, value pair)."""
+    pairs = [(path, value), *zip(more[::2], more[1::2])]
+
     def mutate(c):
-        *head, last = path.split(".")
-        node = c
-        for k in head:
-            node = node.setdefault(k, {})
-        node[last] = value
+        for path, value in pairs:
+            *head, last = path.split(".")
+            node = c
+            for k in head:
+                node = node.setdefault(k, {})
+            node[last] = value
     return mutate
 
 
@@ -98,8 +102,7 @@ BAD = {
     # already at parse time before: the batch split, warm-ups, validation benchmark
     "batch split": (_set("training.gradient_accumulation_steps", 3),
                     "do not split evenly into 'training.gradient_accumulation_steps' (3)"),
-    "warm-ups": (lambda c: [f(c) for f in (_set("laser.warmup_reasoning_steps", 8), _set("laser.warmup_sr_steps", 16),
-                                           _set("training.max_steps", 24))],
+    "warm-ups": (_set("laser.warmup_reasoning_steps", 8, "laser.warmup_sr_steps", 16, "training.max_steps", 24),
                  "config key 'methods.laser': warm-ups w_r + w_sr = 24"),
     "validation benchmark": (_set("training.validation.benchmark", "math500"),
                              "config key 'training.validation.benchmark': 'math500' is not a benchmark"),
@@ -218,15 +221,6 @@ def test_parse_time_checks_need_only_the_light_environment():
         "print('ok')\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and res.stdout == "ok\n", res.stderr[-2000:]
-
-
-def test_parse_time_checks_are_fast():
-    import time
-
-    validate(_default())
-    start = time.perf_counter()
-    validate(_default())
-    assert time.perf_counter() - start < 1.0  # about 0.1 s on a 2-core CPU; the dry run takes 2 s
 
 
 # ---------------------------------------------------------------- through Snakemake

@@ -132,6 +132,24 @@ def test_prompt_edits_rerun_exactly_the_jobs_that_read_them():
     assert edit(lambda c: c["models"]["tiny"].update(prompt={"train_suffix": " T2"})) == trained - {("prepare_data",)}
 
 
+def test_laser_knob_edits_rerun_laser_only_and_scoring_edits_every_scored_run():
+    config = validate(_default())
+    before = _params(config)
+
+    def edit(fn):
+        c = copy.deepcopy(config)
+        fn(c)
+        return _rerun(before, _params(validate(c)))
+
+    laser = {("train", "tiny", "laser"), ("generate", "tiny", "laser")}
+    for key, value in (("alpha", 0.3), ("tau", 0.2), ("warmup_sr_steps", 8), ("swa", False)):
+        assert edit(lambda c: c["laser"].update({key: value})) == laser, key
+    assert edit(lambda c: c["methods"]["laser"].update(alpha=0.3)) == laser
+    # r_s = beta_v (log p - c_ref) scores every run, GRPO's logged in training too
+    assert edit(lambda c: c["laser"].update(beta_v=0.3)) == laser | {
+        ("train", "tiny", "grpo"), ("generate", "tiny", "grpo"), ("generate", "tiny", "base")}
+
+
 def test_pretrained_base_model_does_not_read_the_prompt():
     config = validate(yaml.safe_load((ROOT / "config" / "gpu-small.yaml").read_text()))
     before = _params(config)

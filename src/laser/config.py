@@ -225,12 +225,20 @@ def eval_suffix(config: dict[str, Any], model: str, method: str) -> str:
     return p["base_eval_suffix"] if method == "base" else p["eval_suffix"]
 
 
+# What a run without L_sr (`base`, GRPO) reads of the laser settings: its r_s, scored at test time
+# and logged in training, is computed from these; the rest only shape LaSeR's training.
+SCORING_KEYS = ("beta_v", "c_ref", "loss")
+
+
 def run_settings(config: dict[str, Any], model: str, method: str) -> dict[str, Any]:
     """LaSeR settings of one run: the `laser` section, overridden by the model's `laser` keys
-    (e.g. the paper's per-model warm-ups), overridden by the method's keys. `base` (the
-    untrained model, scored at test time) takes the first two; `laser` says whether the
-    method trains with the self-rewarding parts."""
-    settings = {**config["laser"], **config["models"][model].get("laser", {}), "laser": True}
+    (e.g. the paper's per-model warm-ups), overridden by the method's keys; `laser` says whether
+    the method trains with the self-rewarding parts. `base` (the untrained model) and runs
+    without them keep `SCORING_KEYS` only, so that an edit of LaSeR's training knobs (the
+    jobs' params, the checkpoints' fingerprint) reruns LaSeR's jobs and no others."""
+    settings = {**config["laser"], **config["models"][model].get("laser", {}), "laser": method != "base"}
     if method != "base":
         settings.update(config["methods"][method])
+    if not settings["laser"]:
+        settings = {k: settings[k] for k in ("laser", *SCORING_KEYS) if k in settings}
     return settings

@@ -79,6 +79,12 @@ def run_fingerprint(config: dict, *, model: str, method: str, base_dir: str, tra
             "train_data": data}
 
 
+# LaserConfig's names for the LaSeR training knobs of the `laser` settings
+LASER_ARGS = {"alpha": "sr_coef", "class_balanced": "class_balanced", "swa": "swa", "tau": "swa_tau",
+              "swa_std_threshold": "swa_std_threshold", "warmup_reasoning_steps": "warmup_reasoning_steps",
+              "warmup_sr_steps": "warmup_sr_steps"}
+
+
 def prepare_checkpoints(out: Path, fingerprint: dict) -> str | None:
     """The checkpoint to resume from: the last complete one in `out` if the same run wrote it
     (one a kill left half-written is deleted). Checkpoints of another run (a config edit, a new
@@ -255,11 +261,9 @@ def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_d
         report_to=["wandb"] if wandb_cfg else [],
         use_cpu=not cuda, bf16=compute_bf16(config, cuda), gradient_checkpointing=False,
         dataloader_num_workers=0, disable_tqdm=False,
-        laser=s["laser"], zc_token_id=zc_id, beta_v=s["beta_v"], sr_coef=s["alpha"],
+        laser=s["laser"], zc_token_id=zc_id, beta_v=s["beta_v"], sr_loss_type=s["loss"],
         c_ref=c_ref, c_ref_mode="reference" if s["c_ref"]["source"] == "reference" else "constant",
-        class_balanced=s["class_balanced"], sr_loss_type=s["loss"], swa=s["swa"],
-        swa_tau=s["tau"], swa_std_threshold=s["swa_std_threshold"],
-        warmup_reasoning_steps=s["warmup_reasoning_steps"], warmup_sr_steps=s["warmup_sr_steps"],
+        **{arg: s[key] for key, arg in LASER_ARGS.items() if key in s},  # GRPO: unused, defaults
     )
     if args.world_size != world_size(config):
         raise InputError(f"config key 'training.launcher': {world_size(config)} training process(es) configured, "
