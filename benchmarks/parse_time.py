@@ -10,6 +10,7 @@ small part of the dry run).
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import subprocess
 import sys
@@ -31,14 +32,14 @@ def main() -> None:
     from laser.config import validate
 
     raw = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    validate(yaml.safe_load(yaml.safe_dump(raw)))  # imports, tokenizer build: paid once per process
+    validate(copy.deepcopy(raw))  # imports, tokenizer build: paid once per process
     checks, dry = [], []
     with tempfile.TemporaryDirectory() as work:
         cmd = [str(Path(sys.executable).with_name("snakemake")), "-s", str(ROOT / "Snakefile"), "-d", work, "-n",
                "--quiet"]
         for _ in range(args.repeats):
             start = time.perf_counter()
-            validate(yaml.safe_load(yaml.safe_dump(raw)))
+            validate(copy.deepcopy(raw))
             checks.append(time.perf_counter() - start)
             start = time.perf_counter()
             subprocess.run(cmd, check=True, capture_output=True)

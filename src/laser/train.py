@@ -95,14 +95,14 @@ def prepare_checkpoints(out: Path, fingerprint: dict) -> str | None:
     stamp = out / FINGERPRINT_FILE
     old = json.loads(stamp.read_text()) if stamp.is_file() else None
     if old == fingerprint:
-        for partial in sorted(p for p in out.glob("checkpoint-*") if not _complete(p)):
+        for partial in sorted(p for p in out.glob("checkpoint-*") if _state(p) is None):
             print(f"deleting {partial}: a killed job left it half-written", flush=True)
             shutil.rmtree(partial)
-    last = get_last_checkpoint(str(out)) if out.is_dir() else None
-    if old == fingerprint:
+        last = get_last_checkpoint(str(out))
         if last:
             print(f"resuming from {last} (same run)", flush=True)
         return last
+    last = get_last_checkpoint(str(out)) if out.is_dir() else None
     if last or old:
         why = ("have no run fingerprint" if old is None else "were written by another run (differs in: "
                + ", ".join(sorted(k for k in fingerprint if old.get(k) != fingerprint[k])) + ")")
@@ -322,7 +322,7 @@ def train(config: dict, *, model: str, method: str, base_dir: str, out_dir: str,
         prepare_checkpoints(out, fingerprint)
     trainer.accelerator.wait_for_everyone()
     last = get_last_checkpoint(str(out)) if (out / FINGERPRINT_FILE).is_file() else None
-    if last and _finished(last, trainer.args.max_steps):
+    if last and _state(last)["global_step"] >= trainer.args.max_steps:
         # the run had ended (killed while publishing): resuming would train one step too many
         from transformers.trainer_callback import TrainerState
 
@@ -351,19 +351,15 @@ def train(config: dict, *, model: str, method: str, base_dir: str, out_dir: str,
     trainer.accelerator.wait_for_everyone()
 
 
-def _complete(checkpoint: Path) -> bool:
-    """Whether Trainer finished writing `checkpoint`: trainer_state.json is its last file, and a
-    kill while it was written leaves it unreadable."""
+def _state(checkpoint: str | Path) -> dict | None:
+    """The checkpoint's trainer_state.json, or None when Trainer did not finish writing the
+    checkpoint: that file is its last, and a kill while it was written leaves it unreadable."""
+    checkpoint = Path(checkpoint)
     try:
         state = json.loads((checkpoint / "trainer_state.json").read_text())
     except (OSError, ValueError):
-        return False
-    return checkpoint.name == f"checkpoint-{state.get('global_step')}"
-
-
-def _finished(checkpoint: str, max_steps: int) -> bool:
-    state = json.loads((Path(checkpoint) / "trainer_state.json").read_text())
-    return state["global_step"] >= max_steps
+        return None
+    return state if checkpoint.name == f"checkpoint-{state.get('global_step')}" else None
 
 
 # ---------------------------------------------------------------- multi-process launch
