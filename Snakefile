@@ -29,6 +29,11 @@ try:
     laser.data.check_sources(config)
 except ValueError as e:
     raise WorkflowError(str(e)) from None
+import laser.memory
+
+# peak memory per GPU of the train and generate jobs, from the config (enforced by validate above
+# when the config declares gpu_memory_gib)
+print(laser.memory.format_plan(laser.memory.plan(config), config["gpu_memory_gib"]), file=sys.stderr)
 
 report: "workflow/report/workflow.rst"
 

@@ -84,6 +84,9 @@ def test_paper_config_plans_the_whole_dag(tmp_path):
     assert counts == {"prepare_data": "1", "base_model": "3", "calibrate": "3", "train": "15", "generate": "18",
                       "verify": "9", "tables": "1", "figures": "1", "job_times": "1", "provenance": "1", "all": "1",
                       "total": "54"}
+    # the memory plan, per GPU, of every train and generate job, before any job starts
+    assert "memory plan per GPU (gpu_memory_gib: 79)" in res.stderr
+    assert len(re.findall(r"^  (train|generate) +\S+: [\d.]+ GiB = weights", res.stderr, re.M)) == 6
     docs = (ROOT / "config" / "README.md").read_text()
     assert "54: prepare_data 1, base_model 3, calibrate 3, train 15, generate 18 (with the prompted judge), verify 9" in docs
 
