@@ -6,15 +6,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-# Real benchmark files live beside the project (never copied into it).
-SHARED_BENCHMARKS = ROOT.parent / "shared" / "benchmarks"
+# The paper's benchmark files, shipped with the project (data/benchmarks/README.md).
+BENCHMARKS_DIR = ROOT / "data" / "benchmarks"
 
 
 @pytest.fixture(scope="session")
 def benchmarks_dir() -> Path:
-    if not SHARED_BENCHMARKS.is_dir():
-        pytest.fail(f"real benchmark files expected at {SHARED_BENCHMARKS}")
-    return SHARED_BENCHMARKS
+    if not BENCHMARKS_DIR.is_dir():
+        pytest.fail(f"real benchmark files expected at {BENCHMARKS_DIR}")
+    return BENCHMARKS_DIR
 
 
 def save_untrained(path: Path, **architecture) -> Path:
@@ -26,6 +26,29 @@ def save_untrained(path: Path, **architecture) -> Path:
     tok = tiny.build_tokenizer()
     tiny.save_pretrained(tiny.build_model(tok, seed=0, **{**shape, **architecture}), tok, path)
     return path
+
+
+@pytest.fixture
+def hub(tmp_path, monkeypatch):
+    """An offline Hugging Face cache: `snapshot(repo, commit, type)` is the folder of that commit,
+    `ref(repo, name, commit, type)` points a branch at it."""
+    import huggingface_hub.constants as constants
+
+    cache = tmp_path / "hf"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+
+    def folder(repo, repo_type):
+        return cache / f"{repo_type}s--{repo.replace('/', '--')}"
+
+    def snapshot(repo, commit, repo_type="model"):
+        return folder(repo, repo_type) / "snapshots" / commit
+
+    def ref(repo, name, commit, repo_type="model"):
+        (folder(repo, repo_type) / "refs").mkdir(parents=True, exist_ok=True)
+        (folder(repo, repo_type) / "refs" / name).write_text(commit)
+
+    return snapshot, ref
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 
@@ -13,7 +14,8 @@ def _spec(**kw):
 
 
 @pytest.mark.parametrize("bench, n, extra", [("math500", 500, "unique_id"), ("amc23", 40, "id"),
-                                             ("aime24", 30, "id")])
+                                             ("aime24", 30, "id"), ("aime25", 30, "id"),
+                                             ("olympiadbench", 675, "id")])
 def test_real_benchmarks_normalise(benchmarks_dir, bench, n, extra):
     spec = _spec(source="jsonl", path=str(benchmarks_dir / bench / "test.jsonl"))
     recs = data.prepare(spec, name=bench, seed=0, suffix=SUFFIX)
@@ -27,6 +29,54 @@ def test_real_benchmarks_normalise(benchmarks_dir, bench, n, extra):
         assert r["source"] == bench
     if extra == "unique_id":  # extra fields are kept for the official output format
         assert all("solution" in r and "level" in r for r in recs)
+
+
+@pytest.mark.parametrize("extraction", ["lenient", "official"])
+def test_shipped_benchmarks_answers_grade_correct_against_themselves(extraction):
+    """Every shipped config's benchmark loads through the data loader (from another working
+    directory: the relative path falls back to the project folder), and each reference answer,
+    boxed, is graded correct against the file's own answer (AIME25's are JSON numbers)."""
+    import os
+
+    import yaml
+
+    from conftest import ROOT
+    from laser.grading import grade_response
+
+    specs = {}
+    for cfg in ("paper", "released", "gpu-small"):
+        for name, spec in yaml.safe_load((ROOT / "config" / f"{cfg}.yaml").read_text())["benchmarks"].items():
+            assert spec["source"] == "jsonl" and not Path(spec["path"]).is_absolute(), (cfg, name)
+            specs.setdefault(spec["path"], spec)
+    assert len(specs) == 5
+    cwd = os.getcwd()
+    os.chdir("/")
+    try:
+        data.check_sources({"benchmarks": specs})
+        for path, spec in specs.items():
+            raw = data.load_records(spec, seed=0, where=path)
+            recs = data.normalise(raw, _spec(**spec), name=path)
+            assert len(recs) == len(raw) > 0
+            for r, rec in zip(raw, recs):
+                assert rec["answer"] == str(r["answer"])
+                assert grade_response(f"So the answer is $\\boxed{{{rec['answer']}}}$.", r["answer"],
+                                      extraction) == (rec["answer"], True), (path, r["answer"])
+    finally:
+        os.chdir(cwd)
+    aime25 = read_jsonl(data.PROJECT_ROOT / "data" / "benchmarks" / "aime25" / "test.jsonl")
+    assert all(isinstance(r["answer"], int) for r in aime25)
+
+
+def test_relative_jsonl_path_is_read_from_the_working_directory_first(tmp_path, monkeypatch):
+    (tmp_path / "data" / "benchmarks" / "aime24").mkdir(parents=True)
+    (tmp_path / "data" / "benchmarks" / "aime24" / "test.jsonl").write_text('{"problem": "p", "answer": "1"}\n')
+    monkeypatch.chdir(tmp_path)
+    assert data.local_path("data/benchmarks/aime24/test.jsonl") == Path("data/benchmarks/aime24/test.jsonl")
+    spec = _spec(source="jsonl", path="data/benchmarks/aime24/test.jsonl")
+    assert [r["answer"] for r in data.prepare(spec, name="aime24", seed=0)] == ["1"]
+    with pytest.raises(InputError, match=r"config key 'benchmarks.x.path': file not found: nope.jsonl "
+                                         r"\(looked in .* and .*\)"):
+        data.check_sources({"benchmarks": {"x": {"source": "jsonl", "path": "nope.jsonl"}}})
 
 
 def test_limit_is_seeded_subset(benchmarks_dir):

@@ -2,7 +2,9 @@
 generated, scored with its constant c_ref and tabled, with no calibration and no training."""
 
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,9 +19,9 @@ SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 RELEASED = ROOT / "config" / "released.yaml"
 
 
-def _snakemake(*args, cwd, timeout=300):
+def _snakemake(*args, cwd, timeout=300, env=None):
     return subprocess.run([SNAKEMAKE, "-s", str(ROOT / "Snakefile"), "-d", str(cwd), *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=timeout)
+                          capture_output=True, text=True, cwd=cwd, timeout=timeout, env={**os.environ, **(env or {})})
 
 
 def _job_counts(stdout: str) -> dict[str, int]:
@@ -115,8 +117,8 @@ def test_pretrained_checkpoint_is_evaluated_without_calibration_or_training(tmp_
         "seed": 0,
         "prompt": {"base_eval_suffix": ""},
         "benchmarks": {"codes": {"source": "jsonl", "path": str(bench), "n_samples": 1}},
-        # a local directory through the same from_pretrained API as a hub id (no network in tests)
-        "models": {"released": {"source": "pretrained", "path": str(parrot), "z_c": "<|reserved_special_token_0|>",
+        # a hub id, found offline in a Hugging Face cache (HF_HOME below) that holds one commit of it
+        "models": {"released": {"source": "pretrained", "path": "org/parrot", "z_c": "<|reserved_special_token_0|>",
                                 "laser": {"c_ref": {"source": "constant", "value": c_ref}}}},
         "laser": {"beta_v": beta_v},
         "methods": {},
@@ -129,10 +131,22 @@ def test_pretrained_checkpoint_is_evaluated_without_calibration_or_training(tmp_
     cfg.write_text(yaml.safe_dump(config))
     work = tmp_path / "work"
     work.mkdir()
-    res = _snakemake("--cores", "2", "--configfile", cfg, cwd=work, timeout=900)
+    commit, repo = "0123456789abcdef" * 2 + "01234567", tmp_path / "hf" / "hub" / "models--org--parrot"
+    shutil.copytree(parrot, repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    res = _snakemake("--cores", "2", "--configfile", cfg, cwd=work, timeout=900,
+                     env={"HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"})
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:]
 
     results = work / "results"
+    # base/ references the commit main resolved to (no copy of the weights); generation loaded it
+    assert sorted(p.name for p in (results / "models/released/base").iterdir()) == [".snakemake_timestamp",
+                                                                                    "reference.json"]
+    reference = json.loads((results / "models/released/base/reference.json").read_text())
+    assert (reference["source"], reference["path"], reference["revision"]) == ("hub", "org/parrot", commit)
+    assert json.loads((results / "generations/released/base/metadata.json").read_text())["model_files"] == \
+        {"source": "hub", "path": "org/parrot", "revision": commit}
     records = [json.loads(line) for line in (results / "generations/released/base/codes.jsonl").open()]
     for rec, lp in zip(records, logp):
         assert rec["response_token_ids"] == [boxed], rec["responses"]

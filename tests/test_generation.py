@@ -93,6 +93,26 @@ def test_grading_of_records_uses_gold_answer(tiny_checkpoint, monkeypatch, probl
     assert out["acc_list"] == [False, True, False]
 
 
+def test_records_are_graded_with_the_configured_extraction(tiny_checkpoint, monkeypatch):
+    """grading.extraction reaches the generation records; responses keep the whole text."""
+    from laser import generation
+    from laser.generation import Sample
+
+    texts = ["\\fbox{1}", "<answer>\\boxed{1}</answer> or \\boxed{2}", "\\boxed 1$"]
+
+    def fake(model_dir, tok, prompt_ids, ns, cfg, zc_id, route, seeds):
+        return [[Sample([1], t, True) for t in texts] for _ in ns]
+
+    monkeypatch.setitem(CFG, "backend", "transformers")
+    monkeypatch.setattr(generation, "_transformers", fake)
+    recs = [{"id": "x", "problem": "p", "answer": "1", "messages": [{"role": "user", "content": "p"}]}]
+    out = {e: generation.generate(str(tiny_checkpoint), {"t": (recs, 3)}, CFG, extraction=e)["t"][0]
+           for e in ("lenient", "official")}
+    assert (out["lenient"]["pred_answers"], out["lenient"]["acc_list"]) == (["1", "2", "1"], [True, False, True])
+    assert (out["official"]["pred_answers"], out["official"]["acc_list"]) == ([None, "1", None], [False, True, False])
+    assert out["official"]["responses"] == out["lenient"]["responses"] == texts
+
+
 def test_empty_benchmark_generates_nothing(tiny_checkpoint):
     assert generate(str(tiny_checkpoint), {"empty": ([], 4)}, CFG) == {"empty": []}
 

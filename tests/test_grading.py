@@ -68,3 +68,91 @@ def test_integer_benchmarks_self_consistent(benchmarks_dir, bench):
     for r in recs:
         assert grade(f"The answer is \\boxed{{{r['answer']}}}.", r["answer"])[1]
         assert not grade(f"\\boxed{{{_perturb(str(r['answer']))}}}", r["answer"])[1]
+
+
+# ---------------------------------------------------------------- grading.extraction: official
+
+def _official_oracle(response: str, gold) -> tuple[str | None, bool]:
+    """The official evaluation's grading, transcribed from RUCBM/LaSeR src/eval_math.py at
+    48996f7 (MIT): strip, cut after the first </answer>, remove_boxed(last_boxed_only_string(.)),
+    then math-verify of the boxed strings."""
+    from math_verify import parse, verify
+
+    response = response.strip()
+    if "</answer>" in response:
+        response = response.split("</answer>")[0] + "</answer>"
+    idx = response.rfind("\\boxed")
+    if idx < 0:
+        idx = response.rfind("\\fbox")
+    span = None
+    if idx >= 0:
+        opened = 0
+        for i in range(idx, len(response)):
+            if response[i] == "{":
+                opened += 1
+            if response[i] == "}":
+                opened -= 1
+                if opened == 0:
+                    span = response[idx:i + 1]
+                    break
+    pred = span[len("\\boxed{"):-1] if span and span.startswith("\\boxed{") and span.endswith("}") else None
+    if pred is None:
+        return None, False
+    return pred, bool(verify(parse("\\boxed{" + str(gold) + "}"), parse("\\boxed{" + pred + "}")))
+
+
+@pytest.mark.parametrize("text, lenient, official", [
+    ("so \\boxed{42}.", "42", "42"),
+    ("\\fbox{7}", "7", None),  # official remove_boxed accepts only "\boxed{...}"
+    ("\\boxed 5$", "5", None),
+    ("\\boxed{3} then \\boxed 5$", "5", None),  # the last \boxed decides, brace-less or not
+    ("\\boxed 5 and later {x}", "5", None),
+    ("\\boxed{3} and \\fbox{4}", "3", "3"),
+    ("nested \\boxed{\\sqrt{\\frac{a}{b}}} end", "\\sqrt{\\frac{a}{b}}", "\\sqrt{\\frac{a}{b}}"),
+    ("\\boxed{unbalanced", None, None),
+    ("empty \\boxed{}", "", ""),
+])
+def test_extractions(text, lenient, official):
+    from laser.grading import official_boxed
+
+    assert last_boxed(text) == lenient
+    assert official_boxed(text) == official
+    assert _official_oracle(text, "0")[0] == official
+
+
+def test_official_grading_on_the_forms_only_lenient_accepts():
+    from laser.grading import grade_response
+
+    assert grade_response("so \\fbox{7}", "7", "lenient") == ("7", True)
+    assert grade_response("so \\fbox{7}", "7", "official") == (None, False)
+    assert grade_response("\\boxed 7$", "7", "lenient") == ("7", True)
+    assert grade_response("\\boxed 7$", "7", "official") == (None, False)
+    # ORZ-style output that goes on after its answer: the official evaluation grades up to </answer>
+    orz = "<think>...</think> <answer>\\boxed{4}</answer> Wait, maybe \\boxed{5}"
+    assert grade_response(orz, "4", "official") == ("4", True)
+    assert grade_response(orz, "4", "lenient") == ("5", False)
+    # the training reward (verl's math_verify.compute_score) has no </answer> cut
+    assert grade(orz, "5", extraction="official") == ("5", True)
+    assert grade(orz, "5", format_gate=True, extraction="official") == ("5", False)  # two \boxed{
+    assert grade("\\boxed{70}", 70, extraction="official") == ("70", True)  # AIME25's JSON numbers
+    with pytest.raises(ValueError, match="grading.extraction"):
+        grade("\\boxed{1}", "1", extraction="strict")
+
+
+def test_official_extraction_matches_the_official_code_on_random_text():
+    """Random strings of boxes, braces, spaces and </answer>: same prediction and verdict as the
+    transcribed official code."""
+    import random
+
+    from laser.grading import grade_response
+
+    pieces = ["\\boxed", "\\boxed{", "\\boxed{5}", "\\fbox", "\\fbox{5}", "{", "}", " ", "5", "x",
+              "\\frac{1}{2}", "</answer>", "$", "\n", "0.5"]
+    rng = random.Random(0)
+    seen = set()
+    for _ in range(3000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(1, 12)))
+        ours, theirs = grade_response(text, "5", "official"), _official_oracle(text, "5")
+        assert ours == theirs, text
+        seen.add((ours[0] is not None, ours[1]))
+    assert seen == {(False, False), (True, False), (True, True)}  # every outcome occurred

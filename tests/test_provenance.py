@@ -16,30 +16,7 @@ from laser.config import ConfigError, validate
 from laser.io import InputError
 from tiny_verifiers import save_verifier
 
-COMMIT, OTHER = "a" * 40, "b" * 40
-
-
-@pytest.fixture
-def hub(tmp_path, monkeypatch):
-    """An offline Hugging Face cache: `snapshot(repo, commit, type)` is the folder of that commit,
-    `ref(repo, name, commit, type)` points a branch at it."""
-    import huggingface_hub.constants as constants
-
-    cache = tmp_path / "hf"
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-
-    def folder(repo, repo_type):
-        return cache / f"{repo_type}s--{repo.replace('/', '--')}"
-
-    def snapshot(repo, commit, repo_type="model"):
-        return folder(repo, repo_type) / "snapshots" / commit
-
-    def ref(repo, name, commit, repo_type="model"):
-        (folder(repo, repo_type) / "refs").mkdir(parents=True, exist_ok=True)
-        (folder(repo, repo_type) / "refs" / name).write_text(commit)
-
-    return snapshot, ref
+COMMIT, OTHER = "a" * 40, "b" * 40  # the `hub` fixture (conftest.py): an offline Hugging Face cache
 
 
 def _default():
@@ -49,14 +26,15 @@ def _default():
 def test_model_revision_reaches_from_pretrained(hub, tiny_checkpoint, tmp_path):
     from transformers import AutoModelForCausalLM
 
-    from laser.model import make_base
+    from laser.model import make_base, resolve_base
 
     snapshot, ref = hub
     shutil.copytree(tiny_checkpoint, snapshot("org/tiny", COMMIT))
     ref("org/tiny", "main", OTHER)  # main has moved on to a commit this cache does not hold
     spec = {"source": "pretrained", "path": "org/tiny", "z_c": tiny.ZC}
     make_base({**spec, "revision": COMMIT}, [], tmp_path / "base", seed=0, name="m")
-    AutoModelForCausalLM.from_pretrained(tmp_path / "base")
+    assert resolve_base(tmp_path / "base") == str(snapshot("org/tiny", COMMIT))
+    AutoModelForCausalLM.from_pretrained(resolve_base(tmp_path / "base"))
     with pytest.raises(InputError, match="config key 'models.m.path': cannot load 'org/tiny'"):
         make_base(spec, [], tmp_path / "main", seed=0, name="m")  # main: not in the cache
 

@@ -75,6 +75,27 @@ def test_laser_score_command_p_zc_needs_no_c_ref(tmp_path, monkeypatch, capsys, 
     assert "filtered F1 of p_zc > 0.5 1.0000" in capsys.readouterr().out
 
 
+def test_laser_score_grades_ungraded_records_with_the_chosen_extraction(tmp_path, monkeypatch, tiny_checkpoint):
+    import laser.scoring as scoring
+
+    def fake_scores(records, model_dir, **kw):
+        for rec in records:
+            rec["zc_logprobs"] = [-1.0] * len(rec["responses"])
+        return records
+
+    monkeypatch.setattr(scoring, "score_file_records", fake_scores)
+    src, dst = tmp_path / "gens.jsonl", tmp_path / "scored.jsonl"
+    src.write_text(json.dumps({"problem": "p", "answer": 70, "responses": ["\\fbox{70}", "\\boxed{70}"]}) + "\n")
+    args = ["--model", str(tiny_checkpoint), "--input", str(src), "--output", str(dst), "--z-c", ZC, "--score", "p_zc"]
+    got = {}
+    for extraction in ("lenient", "official"):
+        assert main([*args, "--extraction", extraction]) == 0
+        rec = json.loads(dst.read_text())
+        got[extraction] = rec["pred_answers"], rec["acc_list"], rec["self_rewarding_scores"]
+    assert got["lenient"] == (["70", "70"], [True, True], pytest.approx([math.exp(-1)] * 2))
+    assert got["official"] == ([None, "70"], [False, True], pytest.approx([0.0, math.exp(-1)]))  # no answer: not scored
+
+
 @pytest.fixture(scope="module")
 def problems():
     return data.prepare({"source": "synthetic", "tiers": ["easy"], "n_problems": 6}, name="b", seed=3,

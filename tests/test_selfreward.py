@@ -130,3 +130,25 @@ def test_self_verification_metrics_by_hand():
     only_correct = self_verification([0.9, 0.1], [True, True])  # official: an empty class counts 0
     assert only_correct["true_acc"] == 0.5 and only_correct["false_acc"] == 0.0 and only_correct["f1"] == 0.0
     assert self_verification([0.0, 0.0], [True, False])["f1"] == 0.0  # never says "correct"
+
+
+def test_zc_logprobs_reads_only_the_slot_logits_and_matches_a_full_forward():
+    """The reference forward's log pi(z_c | x, y, EOS) gathers the final hidden state before each
+    slot and applies the lm_head there only (no sequences x length x vocabulary logits): the same
+    numbers as the full forward's logits at those positions."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    torch.manual_seed(0)
+    model = Qwen2ForCausalLM(Qwen2Config(hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                         num_key_value_heads=1, intermediate_size=128, vocab_size=300,
+                                         tie_word_embeddings=False)).eval()
+    ids = torch.randint(0, 300, (3, 12))
+    mask = torch.ones_like(ids)
+    mask[1, -3:] = 0  # a shorter row, right-padded
+    slots = torch.tensor([11, 8, 5])
+    with torch.no_grad():
+        got = sr.zc_logprobs(model, ids, mask, slots, temperature=0.7)
+        logits = model(input_ids=ids, attention_mask=mask).logits.float() / 0.7
+    rows = torch.arange(3)
+    want = torch.log_softmax(logits[rows, slots - 1], dim=-1)[rows, ids[rows, slots]]
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

@@ -433,14 +433,69 @@ def test_rerun_after_a_config_or_base_edit_starts_from_step_0(tiny_checkpoint, s
     assert "differs in: base_checkpoint" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_a_new_commit_or_edited_local_files_of_a_pretrained_model_restart_training(
+        hub, tiny_checkpoint, small_config, train_records, tmp_path, capsys):
+    """A pretrained model's base/ only references its files (reference.json): the checkpoints are
+    tied to the resolved hub commit or to the local files' digest. base_model rerun at a new commit
+    (a `revision` edit), or after local files were edited, restarts training from step 0; edited
+    local files under the old reference stop the job instead of mixing two models."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from laser.model import make_base
+    from laser.train import FINGERPRINT_FILE, train
+
+    commit, other = "e" * 40, "f" * 40
+    snapshot, _ = hub
+    for c, factor in ((commit, 1.0), (other, 1.01)):  # two commits of org/tiny with different weights
+        shutil.copytree(tiny_checkpoint, snapshot("org/tiny", c))
+        weights = load_file(snapshot("org/tiny", c) / "model.safetensors")
+        save_file({k: v * factor for k, v in weights.items()}, snapshot("org/tiny", c) / "model.safetensors",
+                  metadata={"format": "pt"})
+    base, run = tmp_path / "base", tmp_path / "run"
+
+    def rerun(spec):
+        if spec:  # rule base_model, rerun by a changed spec or --forcerun
+            make_base({"source": "pretrained", "z_c": tiny.ZC, **spec}, [], base, seed=0, name="tiny")
+        capsys.readouterr()
+        train(small_config, model="tiny", method="laser", base_dir=str(base), out_dir=str(tmp_path / "out"),
+              run_dir=str(run), train_records=train_records, calibration=None)
+        stamp = json.loads((run / "checkpoints" / FINGERPRINT_FILE).read_text())["base_checkpoint"]
+        return capsys.readouterr().out, stamp
+
+    _, stamp = rerun({"path": "org/tiny", "revision": commit})
+    assert stamp == f"org/tiny@{commit}"  # the commit, not a digest of a copy
+    out, _ = rerun(None)
+    assert "resuming from" in out and "deleting" not in out
+    out, stamp = rerun({"path": "org/tiny", "revision": other})
+    assert "written by another run (differs in: base_checkpoint)" in out and stamp == f"org/tiny@{other}"
+    assert pd.read_csv(run / "metrics.csv")["step"].tolist() == [1, 2, 3]
+
+    local = shutil.copytree(tiny_checkpoint, tmp_path / "local")
+    _, first = rerun({"path": str(local)})
+    weights = load_file(local / "model.safetensors")
+    save_file({k: v * 0.99 for k, v in weights.items()}, local / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(InputError, match="the files of .* changed since rule base_model recorded them"):
+        rerun(None)
+    out, stamp = rerun({"path": str(local)})
+    assert "written by another run (differs in: base_checkpoint)" in out
+    assert first.startswith("sha256:") and stamp.startswith("sha256:") and stamp != first
+
+
 def test_paper_policy_loss_settings_reach_trl(tiny_checkpoint, small_config, train_records, tmp_path, capsys):
     """config/paper.yaml's verl-matching loss settings arrive in TRL's arguments, and prompts over
     training.max_prompt_length are dropped (and counted) before training."""
     paper = load(ROOT / "config" / "paper.yaml")["training"]
     config = copy.deepcopy(small_config)
-    keys = ("loss_type", "dual_clip", "vllm_importance_sampling_correction", "clip", "kl_coef", "mixed_precision")
+    keys = ("loss_type", "dual_clip", "vllm_importance_sampling_correction", "clip", "kl_coef", "mixed_precision",
+            "gradient_checkpointing", "vllm_gpu_memory_utilization", "vllm_enable_sleep_mode",
+            "vllm_tensor_parallel_size")
     config["training"].update({k: paper[k] for k in keys})
     assert (paper["loss_type"], paper["dual_clip"], paper["vllm_importance_sampling_correction"]) == ("bnpo", 3.0, False)
+    assert (paper["gradient_checkpointing"], paper["vllm_gpu_memory_utilization"], paper["vllm_enable_sleep_mode"],
+            paper["vllm_tensor_parallel_size"]) == (True, 0.6, True, 4)
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
@@ -451,6 +506,10 @@ def test_paper_policy_loss_settings_reach_trl(tiny_checkpoint, small_config, tra
     assert (a.loss_type, a.delta, a.vllm_importance_sampling_correction, a.epsilon, a.beta) == ("bnpo", 3.0, False,
                                                                                                 0.2, 0.0)
     assert a.bf16 and next(trainer.model.parameters()).dtype == torch.float32  # bf16 compute, fp32 weights
+    # the memory keys (laser.memory plans with them)
+    assert (a.gradient_checkpointing, a.vllm_gpu_memory_utilization, a.vllm_enable_sleep_mode,
+            a.vllm_tensor_parallel_size) == (True, 0.6, True, 4)
+    assert trainer.model.is_gradient_checkpointing
     kept = len(trainer.train_dataset)
     assert 0 < kept < len(train_records)
     assert f"training: dropped {len(train_records) - kept} of {len(train_records)} prompts longer than " \

@@ -433,6 +433,49 @@ def test_sft_ablation_trains_class_weighted_cross_entropy(warm_checkpoint, base_
     assert _grad_distance(g_sft, g_mse) > 0.05 * scale
 
 
+@pytest.mark.slow
+def test_paper_sft_ablation_settings_reach_the_loss(warm_checkpoint, base_config, records, probe, tmp_path):
+    """config/paper.yaml's laser_sft overrides the coefficient and the class balance (the official
+    code's SFT-loss settings); the loss is then TRL's policy loss + that alpha * the plain mean
+    cross-entropy over finished solutions, not the class-balanced one the `laser` section asks for."""
+    from trl import GRPOTrainer
+
+    from laser.config import run_settings
+
+    paper = load(ROOT / "config" / "paper.yaml")
+    overrides = {k: paper["methods"]["laser_sft"][k] for k in ("loss", "alpha", "class_balanced")}
+    alpha = run_settings(paper, "qwen2.5-7b", "laser_sft")["alpha"]
+    laser = {"alpha": 0.3, "class_balanced": True, "c_ref": {"source": "constant", "value": probe["c_ref"]}}
+    sft = _build(warm_checkpoint, base_config, records, tmp_path, laser=laser, method=overrides)
+    assert (sft.args.sr_loss_type, sft.args.sr_coef, sft.args.class_balanced) == ("sft", alpha, False)
+    eos, zc = _eos_zc(warm_checkpoint)
+    out = _generate(sft, records, probe["seed"])
+    fin = [r for r in _rows(out, eos) if r.finished]
+    with torch.no_grad():
+        loss = sft.compute_loss(sft.model, out).item()
+        policy = GRPOTrainer._compute_loss(sft, sft.model, out).item()
+        ce = [-_plain_logp(sft.model, r, zc if r.r_v == 1.0 else zc + 1).item() for r in fin]
+    plain, balanced = statistics.mean(ce), _class_balanced(ce, [r.r_v for r in fin])
+    assert abs(plain - balanced) > 1e-3 * abs(plain)  # unequal classes: the two weightings differ
+    assert loss == pytest.approx(policy + alpha * plain, rel=1e-5, abs=1e-7)
+
+
+def test_grading_settings_reach_the_training_reward(tiny_checkpoint, base_config, records, tmp_path):
+    """grading.extraction and grading.format_gate are what the trainer's verifier reward applies."""
+    from laser.train import build_trainer
+
+    completions = ["so \\boxed{5}", "so \\fbox{5}", "\\boxed 5$", "\\boxed{5}, again \\boxed{5}"]
+    got = {}
+    for extraction, gate in (("lenient", False), ("official", False), ("official", True)):
+        cfg = copy.deepcopy(base_config)
+        cfg["grading"].update(extraction=extraction, format_gate=gate)
+        trainer = build_trainer(cfg, model="tiny", method="laser", base_dir=str(tiny_checkpoint),
+                                run_dir=str(tmp_path / f"{extraction}-{gate}"), train_records=records, calibration=None)
+        got[extraction, gate] = trainer.reward_funcs[0](completions=completions, answer=["5"] * 4)
+    assert got == {("lenient", False): [1.0, 1.0, 1.0, 1.0], ("official", False): [1.0, 0.0, 0.0, 1.0],
+                   ("official", True): [1.0, 0.0, 0.0, 0.0]}  # the gate: exactly one \boxed{
+
+
 # ---------------------------------------------------------------- 6. gpu_smoke's route check
 
 def _gpu_smoke():

@@ -60,10 +60,12 @@ def built_facts(architecture: dict, tokenizer) -> ModelFacts:
 
 
 def loaded_facts(model_dir: str, revision: str | None = None) -> ModelFacts:
-    """Of a checkpoint (a directory or hub id), through transformers' AutoConfig."""
+    """Of a checkpoint (a directory, a pretrained model's base/ or a hub id), through transformers' AutoConfig."""
     from transformers import AutoConfig
 
-    cfg = AutoConfig.from_pretrained(model_dir, revision=revision).get_text_config()
+    from .model import resolve_base
+
+    cfg = AutoConfig.from_pretrained(resolve_base(model_dir), revision=revision).get_text_config()
     keys = ("max_position_embeddings", "num_attention_heads", "vocab_size")
     return ModelFacts(*(getattr(cfg, k, None) for k in keys))
 
@@ -301,7 +303,9 @@ def check_job(config: dict, model: str, model_dir: str | None = None, *, revisio
     else:
         from transformers import AutoTokenizer
 
-        tok = tokenizer or AutoTokenizer.from_pretrained(model_dir, revision=revision)
+        from .model import resolve_base
+
+        tok = tokenizer or AutoTokenizer.from_pretrained(resolve_base(model_dir), revision=revision)
         facts = loaded_facts(model_dir, revision)
     zc_id = check_z_c(tok, spec["z_c"], f"models.{model}.z_c")
     check_model(config, model, facts, zc_id=zc_id)

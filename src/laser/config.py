@@ -136,14 +136,30 @@ def _check_semantics(config: dict, source: str) -> None:
                               f"branch such as main to accept that it may change)")
     # what the models (the built tokenizer, a local config.json) and the synthetic problems decide
     from .checks import parse_time
+    from .memory import check as check_memory
 
     parse_time(config, source)
+    check_memory(config, source)  # the memory plan against gpu_memory_gib
 
 
 def world_size(config: dict[str, Any]) -> int:
     """Training processes of one run, over all machines (training.launcher)."""
     la = config["training"]["launcher"]
     return la["num_processes"] * la["num_machines"]
+
+
+def per_device_batch(config: dict) -> int:
+    """Completions per process and micro-batch, so that one optimizer step trains exactly
+    `prompts_per_step * num_generations` completions whatever the number of processes (TRL
+    multiplies `per_device_train_batch_size` by the world size and the accumulation steps)."""
+    t = config["training"]
+    return t["prompts_per_step"] * t["num_generations"] // (t["gradient_accumulation_steps"] * world_size(config))
+
+
+def compute_bf16(config: dict, cuda: bool) -> bool:
+    """bf16 autocast compute (training.mixed_precision); the weights stay float32 either way."""
+    mp = config["training"]["mixed_precision"]
+    return cuda if mp == "auto" else mp == "bf16"
 
 
 def check_training(config: dict[str, Any], method: str, source: str = "config") -> None:
@@ -165,6 +181,10 @@ def check_training(config: dict[str, Any], method: str, source: str = "config") 
             f"completions per optimizer step do not split evenly into 'training.gradient_accumulation_steps' "
             f"({ga}) x 'training.launcher.num_processes' x 'training.launcher.num_machines' ({world}) "
             f"micro-batches")
+    vtp = t["vllm_tensor_parallel_size"]
+    if t["use_vllm"] and t["vllm_mode"] == "colocate" and world % vtp:
+        raise ConfigError(f"{source}: config key 'training.vllm_tensor_parallel_size': {vtp} does not divide the "
+                          f"{world} training processes (each group of {vtp} shares one colocated vLLM engine)")
     for model in config["models"]:
         s = run_settings(config, model, method)
         if s["laser"]:

@@ -19,6 +19,18 @@ from . import tasks
 from .io import InputError, read_jsonl
 
 NORMALISED = ("id", "problem", "answer", "messages", "source")
+# The checkout this package runs from: the shipped data (data/benchmarks/) lives there.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def local_path(path: str) -> Path:
+    """A `jsonl` dataset's file: an absolute path as it is; a relative one from the working
+    directory if it is there, else from the project folder, so the shipped configs' paths
+    (``data/benchmarks/...``) also work under ``snakemake --directory <elsewhere>``."""
+    p = Path(path)
+    if p.is_absolute() or p.exists() or not (PROJECT_ROOT / p).exists():
+        return p
+    return PROJECT_ROOT / p
 
 
 def build_messages(problem: str, suffix: str) -> list[dict]:
@@ -85,7 +97,7 @@ def load_records(spec: dict, *, seed: int, where: str, exclude: set[str] = froze
     if source == "synthetic":
         return tasks.generate(spec["tiers"], spec["n_problems"], seed, exclude=exclude)
     if source == "jsonl":
-        return read_jsonl(spec["path"], required=tuple(k.split(".", 1)[0] for k in _required_keys(spec)))
+        return read_jsonl(local_path(spec["path"]), required=tuple(k.split(".", 1)[0] for k in _required_keys(spec)))
     if source == "hub":
         return _from_hub(spec, where)
     raise InputError(f"{where}: unknown source {source!r}")
@@ -208,5 +220,6 @@ def check_sources(config: dict) -> None:
     specs = {**({"train_data": config["train_data"]} if "train_data" in config else {}),
              **{f"benchmarks.{k}": v for k, v in config["benchmarks"].items()}}
     for key, spec in specs.items():
-        if spec["source"] == "jsonl" and not Path(spec["path"]).is_file():
-            raise InputError(f"config key '{key}.path': file not found: {spec['path']}")
+        if spec["source"] == "jsonl" and not local_path(spec["path"]).is_file():
+            where = "" if Path(spec["path"]).is_absolute() else f" (looked in {Path.cwd()} and {PROJECT_ROOT})"
+            raise InputError(f"config key '{key}.path': file not found: {spec['path']}{where}")

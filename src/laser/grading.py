@@ -1,7 +1,15 @@
-"""Answer checking exactly as the paper's evaluation (PAPER.md section 3).
+"""Answer checking as the paper's evaluation (PAPER.md section 3), in two extractions
+(config key ``grading.extraction``):
 
-The last ``\\boxed{...}`` (brace-matched, ``\\fbox`` fallback) is the prediction; no box means
-incorrect; equivalence is decided by math-verify on ``\\boxed{gt}`` vs ``\\boxed{pred}``.
+- ``official``: as the official code (RUCBM/LaSeR ``src/eval_math.py`` and the verl training
+  reward ``math_verify.compute_score``): the last ``\\boxed`` (else the last ``\\fbox``), cut at the
+  first brace that closes; only a ``\\boxed{...}`` span is an answer, so ``\\fbox{7}`` and
+  ``\\boxed 7`` are none; the evaluation first keeps a response up to its first ``</answer>``
+  (Open-Reasoner-Zero's format). Equivalence: math-verify of ``\\boxed{gt}`` vs ``\\boxed{pred}``.
+- ``lenient`` (the embedded default's): also ``\\fbox{...}`` and ``\\boxed 7``, no
+  ``</answer>`` cut, and identical strings are equal without math-verify.
+
+No answer means incorrect, and at test time not self-scored.
 """
 
 from __future__ import annotations
@@ -51,28 +59,81 @@ def _parse(boxed: str):
     return parse("\\boxed{" + boxed + "}", parsing_timeout=_timeout(5))
 
 
+def official_boxed(text: str) -> str | None:
+    """The official extraction (``remove_boxed(last_boxed_only_string(text))``): the span from
+    the last ``\\boxed`` (else the last ``\\fbox``) to the first ``}`` that brings the brace
+    count back to 0, an answer only when that span is ``\\boxed{...}``."""
+    start = text.rfind("\\boxed")
+    if start < 0:
+        start = text.rfind("\\fbox")
+        if start < 0:
+            return None
+    depth = 0
+    for j in range(start, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                span = text[start:j + 1]
+                return span[len("\\boxed{"):-1] if span.startswith("\\boxed{") else None
+    return None
+
+
+EXTRACTIONS = ("lenient", "official")
+
+
+def _check_extraction(extraction: str) -> None:
+    if extraction not in EXTRACTIONS:
+        raise ValueError(f"grading.extraction must be one of {EXTRACTIONS}, not {extraction!r}")
+
+
 @lru_cache(maxsize=65536)
-def answers_equivalent(gold: str, pred: str) -> bool:
-    """math-verify equivalence of two answer strings (the contents of a box)."""
+def _verify(gold: str, pred: str) -> bool:
     from math_verify import verify
 
-    if pred.strip() == gold.strip():
-        return True
     try:
         return bool(verify(_parse(gold), _parse(pred), timeout_seconds=_timeout(5)))
     except Exception:  # math-verify raises on exotic inputs; unverifiable counts as wrong
         return False
 
 
-def grade(response: str, gold: str, *, format_gate: bool = False) -> tuple[str | None, bool]:
-    """Return (predicted answer or None, correct?).
+def answers_equivalent(gold: str, pred: str) -> bool:
+    """math-verify equivalence of two answer strings (the contents of a box); identical strings
+    are equal without it."""
+    return pred.strip() == gold.strip() or _verify(gold, pred)
+
+
+def grade(response: str, gold, *, format_gate: bool = False,
+          extraction: str = "lenient") -> tuple[str | None, bool]:
+    """Return (predicted answer or None, correct?) of a training completion, or of any text as
+    it is (evaluation responses: `grade_response`). `gold` may be a number (AIME25's JSON answers).
 
     With ``format_gate`` (the paper's training reward) a response must contain exactly one
     ``\\boxed{`` to earn any reward.
     """
-    pred = last_boxed(response)
+    _check_extraction(extraction)
+    official = extraction == "official"
+    pred = official_boxed(response) if official else last_boxed(response)
     if pred is None:
         return None, False
     if format_gate and response.count("\\boxed{") != 1:
         return pred, False
-    return pred, answers_equivalent(str(gold), pred)
+    gold = str(gold)
+    return pred, _verify(gold, pred) if official else answers_equivalent(gold, pred)
+
+
+def evaluation_text(response: str, extraction: str = "lenient") -> str:
+    """The part of a generated solution the evaluation grades: with the official extraction, up
+    to and including its first ``</answer>`` (``src/eval_math.py`` cuts Open-Reasoner-Zero-style
+    outputs that go on after their answer), else all of it."""
+    _check_extraction(extraction)
+    if extraction == "official" and "</answer>" in response:
+        return response.split("</answer>", 1)[0] + "</answer>"
+    return response
+
+
+def grade_response(response: str, gold, extraction: str = "lenient") -> tuple[str | None, bool]:
+    """`grade` of a sampled evaluation solution (no format gate at test time), as the official
+    evaluation grades it under the official extraction."""
+    return grade(evaluation_text(response, extraction), gold, extraction=extraction)

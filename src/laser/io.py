@@ -4,6 +4,7 @@ written atomically (a failed job never leaves a half-written or clobbered result
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -99,3 +100,15 @@ def read_json(path: str | Path) -> Any:
         raise InputError(f"{path}: file not found") from None
     except json.JSONDecodeError as e:
         raise InputError(f"{path}, line {e.lineno}: not valid JSON ({e.msg})") from None
+
+
+def dir_digest(path: str | Path) -> str:
+    """sha256 over a directory's file names and contents (a checkpoint)."""
+    h = hashlib.sha256()
+    root = Path(path)
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(root)).encode() + b"\0")
+        with open(f, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 24), b""):
+                h.update(chunk)
+    return h.hexdigest()

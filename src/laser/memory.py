@@ -101,11 +101,15 @@ def model_shape(spec: dict) -> Shape | None:
                      vocab + (-vocab) % 64, False)
     path = Path(spec["path"])
     if (path / "config.json").is_file():
-        return Shape.from_config(json.loads((path / "config.json").read_text()))
-    if spec["path"] in KNOWN_SHAPES:  # before the cache: no huggingface_hub import at parse time
+        found = json.loads((path / "config.json").read_text())
+    elif spec["path"] in KNOWN_SHAPES:  # before the cache: no huggingface_hub import at parse time
         return KNOWN_SHAPES[spec["path"]]
-    cached = _cached_config(spec["path"], spec.get("revision"))
-    return Shape.from_config(cached) if cached is not None else None
+    else:
+        found = _cached_config(spec["path"], spec.get("revision"))
+    try:
+        return Shape.from_config(found) if found is not None else None
+    except (KeyError, TypeError):  # not a decoder config the plan knows: planned as unknown
+        return None
 
 
 def _cached_config(repo: str, revision: str | None) -> dict | None:

@@ -93,7 +93,9 @@ def dataset_source(spec: dict) -> dict:
     if spec["source"] == "synthetic":
         return {"source": "synthetic", "revision": "generated locally from the seed"}
     if spec["source"] == "jsonl":
-        p = Path(spec["path"])
+        from .data import local_path
+
+        p = local_path(spec["path"])
         return {"source": "jsonl", "path": str(p.resolve()), "sha256": _sha256(p) if p.is_file() else None}
     # hub: a dataset name, or a local builder (json, parquet) reading data_files
     if spec.get("data_files") is not None:
@@ -104,7 +106,7 @@ def dataset_source(spec: dict) -> dict:
 def sources(config: dict) -> dict:
     """Models, datasets and verifiers of the config, each with its revision."""
     models = {name: {"source": "build", "revision": "built locally"} if spec["source"] == "build"
-              else {"source": "pretrained", **hub_or_local(spec["path"], spec.get("revision"))}
+              else {"source": "pretrained", **hub_or_local(spec["path"], spec.get("revision")), **_loaded(name)}
               for name, spec in config["models"].items()}
     datasets = {f"benchmarks.{k}": dataset_source(v) for k, v in config["benchmarks"].items()}
     if "train_data" in config:  # absent from an evaluation-only config
@@ -113,6 +115,15 @@ def sources(config: dict) -> dict:
                         "trust_remote_code": spec["trust_remote_code"]}
                  for name, spec in config.get("verifiers", {}).items()}
     return {"models": models, "datasets": datasets, "verifiers": verifiers}
+
+
+def _loaded(model: str) -> dict:
+    """What the run's jobs loaded: the reference that rule base_model wrote (the commit, or the local
+    directory's digest), when it exists."""
+    from .model import read_reference
+
+    ref = read_reference(f"results/models/{model}/base")
+    return {"loaded": {k: ref[k] for k in ("source", "path", "revision")}} if ref else {}
 
 
 def write_provenance(path: str | Path, config: dict, stamp: dict, configfiles: list[str] | None = None) -> dict:

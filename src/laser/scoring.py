@@ -141,13 +141,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--route", choices=["onetoken", "reprefill"], default="onetoken")
     parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto")
     parser.add_argument("--tensor-parallel-size", type=int, default=1)
+    parser.add_argument("--extraction", choices=["lenient", "official"], default="lenient",
+                        help="how records without pred_answers/acc_list are graded (config key "
+                             "grading.extraction): official = as the official src/eval_math.py")
     parser.add_argument("--prompt-suffix", default="",
                         help="appended to `problem` when a record has neither `prompt` nor `messages`")
     args = parser.parse_args(argv)
     if args.score == "r_s" and args.c_ref is None and args.calibration is None:
         parser.error("--score r_s needs one of the arguments --c-ref --calibration")
 
-    from .grading import grade
+    from .grading import grade_response
     from .io import InputError, read_jsonl, write_jsonl
     from .metrics import verification_row
 
@@ -159,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             if missing:
                 raise InputError(f"{args.input}:{line}: missing field(s) {missing}")
             if "pred_answers" not in rec or "acc_list" not in rec:
-                graded = [grade(r, str(rec.get("answer", ""))) for r in rec["responses"]]
+                graded = [grade_response(r, rec.get("answer", ""), args.extraction) for r in rec["responses"]]
                 rec.setdefault("pred_answers", [p for p, _ in graded])
                 if "answer" in rec:
                     rec.setdefault("acc_list", [c for _, c in graded])
@@ -169,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             from transformers import AutoConfig
 
-            AutoConfig.from_pretrained(args.model)  # a wrong --model fails here, in one line
+            from .model import resolve_base
+
+            AutoConfig.from_pretrained(resolve_base(args.model))  # a wrong --model fails here, in one line
         except OSError as e:
             raise InputError(f"--model {args.model!r} is not a model directory or a reachable hub id "
                              f"({str(e).splitlines()[0]})") from None

@@ -137,9 +137,10 @@ def insert_zc(input_ids: torch.Tensor, attention_mask: torch.Tensor, logits_to_k
 def zc_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, slot_positions: torch.Tensor,
                 temperature: float = 1.0) -> torch.Tensor:
     """log pi(token at slot | prefix) with a plain transformers forward: `slot_positions` index
-    absolute positions of z_c in `input_ids` (the logits of the previous position are read)."""
-    out = model(input_ids=input_ids, attention_mask=attention_mask)
-    logits = out.logits.float() / temperature
+    absolute positions of z_c in `input_ids` (the logits of the previous position are read). Only
+    those positions' final hidden states meet the lm_head: the logits of every position would be
+    sequences x length x vocabulary floats (800 GB for one rollout batch of the paper's runs)."""
+    hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
     rows = torch.arange(input_ids.size(0), device=input_ids.device)
-    prev = logits[rows, slot_positions - 1]
+    prev = model.get_output_embeddings()(hidden[rows, slot_positions - 1]).float() / temperature
     return torch.log_softmax(prev, dim=-1)[rows, input_ids[rows, slot_positions]]

@@ -18,7 +18,7 @@ import pandas as pd
 from transformers import TrainerCallback
 from transformers.integrations import WandbCallback
 
-from .config import ConfigError, check_training, run_settings, world_size
+from .config import ConfigError, check_training, compute_bf16, per_device_batch, run_settings, world_size
 from .grading import grade
 from .io import InputError, atomic_path, write_text
 
@@ -35,47 +35,24 @@ def check_training_config(config: dict, model: str, method: str) -> None:
         raise InputError(str(e)) from None
 
 
-def per_device_batch(config: dict) -> int:
-    """Completions per process and micro-batch, so that one optimizer step trains exactly
-    `prompts_per_step * num_generations` completions whatever the number of processes (TRL
-    multiplies `per_device_train_batch_size` by the world size and the accumulation steps)."""
-    t = config["training"]
-    return t["prompts_per_step"] * t["num_generations"] // (t["gradient_accumulation_steps"] * world_size(config))
-
-
-def compute_bf16(config: dict, cuda: bool) -> bool:
-    """bf16 autocast compute (training.mixed_precision); the weights stay float32 either way."""
-    mp = config["training"]["mixed_precision"]
-    return cuda if mp == "auto" else mp == "bf16"
-
-
 # What a run's checkpoints depend on. Keys that only say how it is run or saved are left out,
 # so that a new checkpoint interval or port still resumes.
 _NOT_IN_FINGERPRINT = ("save_steps", "save_total_limit")
 FINGERPRINT_FILE = "run_fingerprint.json"
 
 
-def dir_digest(path: str | Path) -> str:
-    """sha256 over a directory's file names and contents (a base checkpoint)."""
-    h = hashlib.sha256()
-    root = Path(path)
-    for f in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(root)).encode() + b"\0")
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 24), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
 def run_fingerprint(config: dict, *, model: str, method: str, base_dir: str, train_records: list[dict],
                     c_ref: float | None) -> dict:
     """Everything that determines a training run's trajectory: its resolved settings, the base
-    checkpoint, the training data (prompts included), the seed, the world size and c_ref."""
+    checkpoint (a pretrained model's resolved hub commit or local files' digest, `laser.model.base_version`),
+    the training data (prompts included), the seed, the world size and c_ref."""
+    from .model import base_version
+
     t = {k: v for k, v in config["training"].items() if k not in _NOT_IN_FINGERPRINT}
     t["launcher"] = {"world_size": world_size(config)}
     data = hashlib.sha256(json.dumps(train_records, sort_keys=True).encode()).hexdigest()
     return {"seed": config["seed"], "settings": run_settings(config, model, method), "training": t,
-            "grading": config["grading"], "c_ref": c_ref, "base_checkpoint": dir_digest(base_dir),
+            "grading": config["grading"], "c_ref": c_ref, "base_checkpoint": base_version(base_dir),
             "train_data": data}
 
 
@@ -173,10 +150,13 @@ def _finish_wandb(trainer, exit_code: int) -> None:
         cb._wandb.run.finish(exit_code=exit_code)
 
 
-def accuracy_reward_fn(format_gate: bool):
+def accuracy_reward_fn(format_gate: bool, extraction: str = "lenient"):
+    """The verifier reward r_v: `grading.format_gate` and `grading.extraction` (the official
+    training reward extracts as the official evaluation, without its `</answer>` cut)."""
     def accuracy(completions, answer, **_):
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        return [float(grade(t, a, format_gate=format_gate)[1]) for t, a in zip(texts, answer)]
+        return [float(grade(t, a, format_gate=format_gate, extraction=extraction)[1])
+                for t, a in zip(texts, answer)]
 
     return accuracy
 
@@ -225,12 +205,13 @@ def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_d
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from .calibrate import resolve_c_ref
-    from .model import check_z_c
+    from .model import check_z_c, resolve_base
     from .trainer import LaserConfig, LaserTrainer
 
     check_training_config(config, model, method)
     t, s = config["training"], run_settings(config, model, method)
-    tok = AutoTokenizer.from_pretrained(base_dir)
+    weights = resolve_base(base_dir)  # base_dir itself, or the files a pretrained model's base/ references
+    tok = AutoTokenizer.from_pretrained(weights)
     zc_id = check_z_c(tok, config["models"][model]["z_c"], f"models.{model}.z_c")
     c_ref = resolve_c_ref(s["c_ref"], calibration, model_dir=base_dir, zc_id=zc_id, where=f"models.{model}")
     train_records = _prompts_that_fit(config, model, tok, train_records, "training", config["train_data"])
@@ -259,7 +240,9 @@ def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_d
         eval_strategy="steps" if val_records else "no", eval_steps=val["every"],
         num_generations_eval=val["n_samples"], per_device_eval_batch_size=8 * val["n_samples"],
         report_to=["wandb"] if wandb_cfg else [],
-        use_cpu=not cuda, bf16=compute_bf16(config, cuda), gradient_checkpointing=False,
+        use_cpu=not cuda, bf16=compute_bf16(config, cuda), gradient_checkpointing=t["gradient_checkpointing"],
+        vllm_gpu_memory_utilization=t["vllm_gpu_memory_utilization"],
+        vllm_enable_sleep_mode=t["vllm_enable_sleep_mode"], vllm_tensor_parallel_size=t["vllm_tensor_parallel_size"],
         dataloader_num_workers=0, disable_tqdm=False,
         laser=s["laser"], zc_token_id=zc_id, beta_v=s["beta_v"], sr_loss_type=s["loss"],
         c_ref=c_ref, c_ref_mode="reference" if s["c_ref"]["source"] == "reference" else "constant",
@@ -270,15 +253,17 @@ def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_d
                          f"but this job runs {args.world_size}; start it through `laser.train.run`")
     # float32 master weights and optimizer state; bf16 only as autocast compute (args.bf16).
     # Weights stored in bf16 would round most lr-1e-6 AdamW updates away.
-    policy = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    policy = AutoModelForCausalLM.from_pretrained(weights, dtype=torch.float32)
+    if args.gradient_checkpointing:  # now, not first in train(): the model is what the memory plan assumes
+        policy.gradient_checkpointing_enable(gradient_checkpointing_kwargs=args.gradient_checkpointing_kwargs)
     ref_dtype = torch.bfloat16 if args.bf16 else torch.float32  # no grads: compute precision is enough
-    ref = AutoModelForCausalLM.from_pretrained(base_dir, dtype=ref_dtype) if args.c_ref_mode == "reference" else None
+    ref = AutoModelForCausalLM.from_pretrained(weights, dtype=ref_dtype) if args.c_ref_mode == "reference" else None
     def rows(records):
         return Dataset.from_list([{"prompt": r["messages"], "answer": r["answer"]} for r in records])
 
     trainer = LaserTrainer(model=policy, args=args, train_dataset=rows(train_records), processing_class=tok,
                            eval_dataset=rows(val_records) if val_records else None,
-                           reward_funcs=[accuracy_reward_fn(config["grading"]["format_gate"])],
+                           reward_funcs=[accuracy_reward_fn(config["grading"]["format_gate"], config["grading"]["extraction"])],
                            args_laser_ref_model=ref,
                            callbacks=[MetricsCSV(run_dir / "metrics.csv", s["laser"])])
     if wandb_cfg:  # transformers' wandb callback, started as this run's wandb run

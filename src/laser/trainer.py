@@ -119,8 +119,10 @@ class LaserTrainer(GRPOTrainer):
         keep = inputs["completion_ids"].size(1)
         ids, mask, slot, _ = sr.insert_zc(ids, mask, keep, self.args.zc_token_id, list(self.eos_token_ids),
                                           self._tokenizer.pad_token_id)
-        with torch.no_grad():
-            return sr.zc_logprobs(self._laser_ref, ids, mask, ids.size(1) - 1 - keep + slot, self.temperature)
+        slots, step = ids.size(1) - 1 - keep + slot, self.args.per_device_train_batch_size
+        with torch.no_grad():  # in micro-batches, as the policy's forwards: the memory plan's activations
+            return torch.cat([sr.zc_logprobs(self._laser_ref, ids[i:i + step], mask[i:i + step], slots[i:i + step],
+                                             self.temperature) for i in range(0, ids.size(0), step)])
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)

@@ -1,5 +1,6 @@
-# The starting checkpoint of every run: built and SFT-warmed (embedded default) or
-# loaded from the hub / a local directory (paper configs).
+# The starting checkpoint of every run: built and SFT-warmed (embedded default), or, from the
+# hub / a local directory (paper configs), loaded once and referenced: base/ then holds only
+# reference.json (hub id + resolved commit, or directory + digest), which every later job loads.
 
 
 rule base_model:

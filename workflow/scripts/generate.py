@@ -45,7 +45,8 @@ if __name__ == "__main__":
         need = max(need, judge_context(tok, problems, judge_cfg["template"], gen_cfg["max_tokens"], judge_cfg["max_tokens"]))
     context = model_context(snakemake.input.model)
     with Engine(snakemake.input.model, gen_cfg, min(need, context or need), tokenizer=tok) as engine:
-        outs = generate(snakemake.input.model, jobs, gen_cfg, zc_id=zc_id, route=route, engine=engine)
+        outs = generate(snakemake.input.model, jobs, gen_cfg, zc_id=zc_id, route=route, engine=engine,
+                        extraction=config["grading"]["extraction"])
         if judge_cfg["generative"]:
             flat = [rec for name in names for rec in outs[name]]
             judged = iter(judge(snakemake.input.model, flat, gen_cfg, judge_cfg, engine=engine))
@@ -74,6 +75,7 @@ if __name__ == "__main__":
                    "train_suffix": train_suffix(config, model)
                    if "train_data" in config and not config["train_data"]["messages_key"] else None,
                    "example": next((recs[0]["prompt"] for recs in outs.values() if recs), None)},
+        "grading": {"extraction": config["grading"]["extraction"]},
         "scoring": {"score": score, "route": route, "z_c": z_c, "z_c_id": zc_id, **({
             "beta_v": settings["beta_v"], "c_ref": c_ref if c_ref is not None else "reference model forward",
             "c_ref_source": settings["c_ref"]["source"]} if score == "r_s" else {})}})

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# GPU check: the project's trainer at OctoThinker-3B's shape and the paper's lengths (prompt 2048 +
+# completion 8192 tokens) on one CUDA GPU with no network: peak memory, step time, tokens/s and MFU
+# per micro-batch size with and without gradient checkpointing, LaSeR / GRPO step time, the z_c
+# routes in bf16 and the share of weights one AdamW step moves (benchmarks/gpu_check.py).
+# Wheels the GPU image lacks come from .whl/ (bash benchmarks/gpu_wheels.sh fetches them where
+# PyPI is reachable); results go to ${OUT:-results/gpu_check}. Arguments go to gpu_check.py.
+# About 5 minutes on an H200; rows not started within --budget-s (360 s) are reported as skipped.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-results/gpu_check}
+mkdir -p "$OUT"
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
+  export PYTHONPATH=/tmp/site
+fi
+export WANDB_MODE=disabled HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TRL_EXPERIMENTAL_SILENCE=1
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+python3 -c "import torch, transformers, trl; print('torch', torch.__version__, 'transformers', transformers.__version__, 'trl', trl.__version__)"
+python3 benchmarks/gpu_check.py --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu_check.log"
