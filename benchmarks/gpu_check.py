@@ -71,6 +71,13 @@ TINY = dict(
     head_dim=32, vocab_size=512, tie_word_embeddings=True, rms_norm_eps=1e-5, max_position_embeddings=1024,
     rope_parameters={"rope_type": "default", "rope_theta": 10000.0}, initializer_range=0.1,
 )
+# The CPU memory-plan check's shape (`--cpu --small`): a real vocabulary, so that the LM head's
+# share of the peak is measured too
+SMALL = dict(
+    hidden_size=256, intermediate_size=704, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+    head_dim=64, vocab_size=32000, tie_word_embeddings=False, rms_norm_eps=1e-5, max_position_embeddings=2048,
+    rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+)
 # Dense bf16 peak FLOP/s by device name (first match; `--peak-tflops` overrides)
 PEAK_BF16_TFLOPS = (("H200", 989.0), ("GH200", 989.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("A100", 312.0))
 GIB = 2**30
@@ -79,7 +86,7 @@ GIB = 2**30
 # ---------------------------------------------------------------- memory plan hook
 
 def estimate(shape: dict, *, micro_batch: int, prompt_len: int, completion_len: int, checkpointing: bool,
-             bf16: bool) -> float | None:
+             bf16: bool, cuda: bool = True) -> float | None:
     """HOOK for the memory plan (`laser.memory`): its estimate of this row's peak training memory per
     GPU in GiB, printed beside the measured peak; None (printed "n/a") when `laser.memory` is absent
     or its interface differs from the call below (said once on stderr). Wire changes here."""
@@ -90,8 +97,8 @@ def estimate(shape: dict, *, micro_batch: int, prompt_len: int, completion_len: 
     try:
         parts = memory.train_estimate(memory.Shape.from_config(shape), micro_batch=micro_batch,
                                       prompt_len=prompt_len, completion_len=completion_len,
-                                      checkpointing=checkpointing, bf16=bf16)
-        return (sum(parts.values()) + memory.CUDA_CONTEXT) / GIB
+                                      checkpointing=checkpointing, bf16=bf16, cuda=cuda)
+        return (sum(parts.values()) + (memory.CUDA_CONTEXT if cuda else 0)) / GIB
     except (AttributeError, TypeError, KeyError) as e:
         if not getattr(estimate, "warned", False):
             print(f"estimate: laser.memory's interface differs ({type(e).__name__}: {e}); printing n/a",
@@ -133,10 +140,11 @@ def matmul_params(model) -> int:
 
 def synthetic_rollouts(*, prompt_len: int, completion_len: int, group: int, eos_id: int, seed: int):
     """TRL's `rollout_func`: each call returns, for its prompts (`group` consecutive copies per
-    prompt), one fixed random prompt of `prompt_len` tokens per group and completions of
-    `completion_len - j` tokens (j = 0..3, so micro-batches carry right padding as real rollouts do)
-    ending in EOS. Token ids come from the byte range of the tokenizer (never EOS); a completion's
-    first token is even for rows 0, 2, ... of a group, which `parity_reward` rewards."""
+    prompt), one random prompt per group of which row i keeps the last `prompt_len - i % 3` tokens,
+    and completions of `completion_len - i % 4` tokens ending in EOS, so that batches carry left and
+    right padding as real rollouts of several prompts do. Token ids come from the tokenizer's byte
+    range (never EOS); a completion's first token is even for rows 0, 2, ... of a group, which
+    `parity_reward` rewards."""
     import torch
 
     calls = [0]
@@ -150,7 +158,7 @@ def synthetic_rollouts(*, prompt_len: int, completion_len: int, group: int, eos_
                 prompt = torch.randint(0, 256, (prompt_len,), generator=g).tolist()
             body = torch.randint(0, 256, (completion_len - 1 - (i % 4),), generator=g).tolist()
             body[0] = (body[0] & ~1) | (i % 2)  # parity = row in group: half the group is "correct"
-            prompt_ids.append(prompt)
+            prompt_ids.append(prompt[i % 3:])
             completion_ids.append(body + [eos_id])
         return {"prompt_ids": prompt_ids, "completion_ids": completion_ids, "logprobs": None}
 
@@ -272,23 +280,25 @@ class Context:
         import torch
 
         from laser import tiny
+        from laser.config import compute_bf16
 
         self.cuda = torch.cuda.is_available() and not a.cpu
         self.device = torch.device("cuda" if self.cuda else "cpu")
-        self.shape = TINY if a.tiny else OCTOTHINKER_3B
+        self.shape = TINY if a.tiny else SMALL if a.small else OCTOTHINKER_3B
         self.config, self.model_name, self.seed = config, a.model, a.seed
         t = config["training"]
-        self.prompt_len = a.prompt_length or (64 if a.tiny else t["max_prompt_length"])
-        self.completion_len = a.completion_length or (192 if a.tiny else t["max_completion_length"])
+        self.prompt_len = a.prompt_length or (64 if a.tiny else 256 if a.small else t["max_prompt_length"])
+        self.completion_len = a.completion_length or (192 if a.tiny else 768 if a.small else t["max_completion_length"])
         self.steps, self.sequences = a.steps, a.sequences
         self.tok = tiny.build_tokenizer()  # token ids only: rollouts are random ids of its byte range
         self.eos_id = self.tok.eos_token_id
         self.zc_id = self.tok.convert_tokens_to_ids(tiny.ZC)
         self.c_ref = -math.log(self.shape["vocab_size"])  # a random model's log pi(z_c) is near uniform
         self.sync = torch.cuda.synchronize if self.cuda else (lambda: None)
+        self.bf16 = compute_bf16(config, self.cuda)  # as laser.train: autocast compute, float32 weights
 
     def tokens_per_step(self) -> int:
-        return sum(self.prompt_len + self.completion_len - (i % 4) for i in range(self.sequences))
+        return sum(self.prompt_len - i % 3 + self.completion_len - i % 4 for i in range(self.sequences))
 
 
 def is_oom(e: BaseException) -> bool:
@@ -315,7 +325,7 @@ def run_row(ctx: Context, method: str, checkpointing: bool, micro_batch: int, me
            "sequences_per_step": ctx.sequences, "tokens_per_step": ctx.tokens_per_step(),
            "estimate_gib": estimate(ctx.shape, micro_batch=micro_batch, prompt_len=ctx.prompt_len,
                                     completion_len=ctx.completion_len, checkpointing=checkpointing,
-                                    bf16=True)}
+                                    bf16=ctx.bf16, cuda=ctx.cuda)}
     t0 = time.time()
     try:
         model = build_model(ctx.shape, ctx.device, ctx.seed, ctx.tok)
@@ -339,14 +349,17 @@ def run_row(ctx: Context, method: str, checkpointing: bool, micro_batch: int, me
                     row["peak_allocated_gib"] = torch.cuda.max_memory_allocated() / GIB
                     row["peak_reserved_gib"] = torch.cuda.max_memory_reserved() / GIB
             else:
+                # the weights were allocated before the profiler started: counted in, as on CUDA
+                before = sum(p.numel() * p.element_size() for p in model.parameters())
+                row["allocated_before_gib"] = before / GIB
                 with cpu_peak() as peak:
                     trainer.train()
-                row["peak_allocated_gib"] = peak["peak_bytes"] / GIB
+                row["peak_allocated_gib"] = (before + peak["peak_bytes"]) / GIB
             logged = [h for h in trainer.state.log_history if "loss" in h]
         timed = clock.times[1:] or clock.times  # step 1 warms up (kernels, allocator, optimizer state)
         row.update(status="ok", step_times=clock.times, step_seconds=statistics.median(timed),
-                   logged={k: logged[-1][k] for k in ("loss", "sr_loss", "stage", "step_time", "sr_weight_total")
-                           if logged and k in logged[-1]})
+                   logged={k: logged[-1][k] for k in ("loss", "grad_norm", "sr_loss", "stage", "step_time",
+                                                      "sr_weight_total") if logged and k in logged[-1]})
         row["tokens_per_second"] = row["tokens_per_step"] / row["step_seconds"]
         if moved is not None:
             row["moved"] = moved.result
@@ -464,10 +477,12 @@ def fmt(v, spec=".2f"):
 def markdown(report: dict) -> str:
     lines = [f"GPU check on {report['device']} (torch {report['versions']['torch']}, transformers "
              f"{report['versions']['transformers']}, trl {report['versions']['trl']}): {report['shape_name']} "
-             f"shape, N = {report['n_matmul_params'] / 1e9:.3f}e9 multiplying parameters "
-             f"({report['n_params'] / 1e9:.3f}e9 in all), prompt {report['prompt_len']} + completion "
+             f"shape, N = {report['n_matmul_params']:.4g} multiplying parameters "
+             f"({report['n_params']:.4g} in all), prompt {report['prompt_len']} + completion "
              f"{report['completion_len']} tokens, {report['sequences_per_step']} sequences per optimizer step, "
-             f"float32 master weights, bf16 autocast; peak {fmt(report['peak_tflops'], '.0f')} TFLOP/s.", "",
+             f"float32 master weights, {'bf16 autocast' if report['bf16'] else 'float32 compute'}; "
+             f"device peak {fmt(report['peak_tflops'], '.0f')} TFLOP/s, memory "
+             f"{fmt(report['device_memory_gib'], '.1f')} GiB.", "",
              "| method | grad ckpt | micro-batch | status | s/step | tokens/s | MFU | MFU+attn "
              "| peak alloc GiB | peak reserved GiB | plan estimate GiB |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -505,6 +520,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=os.environ.get("OUT", "results/gpu_check"))
     ap.add_argument("--cpu", action="store_true", help="run on the CPU (to check this script without a GPU)")
     ap.add_argument("--tiny", action="store_true", help="tiny model shape and short lengths (with --cpu)")
+    ap.add_argument("--small", action="store_true",
+                    help="a small shape with a 32k vocabulary, 256 + 768 tokens (with --cpu: the memory plan's check)")
     ap.add_argument("--config", default=str(ROOT / "config" / "paper.yaml"),
                     help="training and laser settings (lengths, optimizer, loss)")
     ap.add_argument("--model", default="octothinker-3b", help="the --config model whose laser settings are used")
@@ -553,8 +570,9 @@ def main(argv: list[str] | None = None) -> None:
         "shape_name": "tiny" if a.tiny else "OctoThinker-3B (Llama-3.2-3B)", "shape": ctx.shape,
         "n_params": sum(p.numel() for p in probe.parameters()), "n_matmul_params": matmul_params(probe),
         "prompt_len": ctx.prompt_len, "completion_len": ctx.completion_len, "sequences_per_step": a.sequences,
-        "peak_tflops": peak, "config": a.config,
-        "device_memory_gib": torch.cuda.get_device_properties(0).total_memory / GIB if ctx.cuda else None, "rows": [], "laser_grpo_step_time_ratio": {},
+        "peak_tflops": peak, "config": a.config, "bf16": ctx.bf16,
+        "device_memory_gib": torch.cuda.get_device_properties(0).total_memory / GIB if ctx.cuda else None,
+        "rows": [], "laser_grpo_step_time_ratio": {},
         "formula": "MFU = 6*N*tokens/s / peak; MFU+attn adds 12*L*H*d_head*S per token (S = sequence length)",
     }
     del probe
@@ -564,11 +582,13 @@ def main(argv: list[str] | None = None) -> None:
         write_json(out / "gpu_check.json", report)
         write_text(out / "gpu_check.md", markdown(report))
 
+    t = time.time()
     try:
         report["route_check"] = route_check(ctx)
     except Exception as e:
         report["route_check"] = {"error": f"{type(e).__name__}: {e}"[:500], "traceback": traceback.format_exc(),
                                  "ok": False}
+    report["route_check"]["seconds"] = time.time() - t
     free_memory()
     save()
 
@@ -606,10 +626,13 @@ def main(argv: list[str] | None = None) -> None:
     # after the report is written, so a failing run keeps its numbers
     problems = [f"{r['method']} ckpt={r['gradient_checkpointing']} mb={r['micro_batch']}: {r['error']}"
                 for r in report["rows"] if r["status"] == "error"]
+    problems += [f"{r['method']} ckpt={r['gradient_checkpointing']} mb={r['micro_batch']}: non-finite {r['logged']}"
+                 for r in report["rows"] if r["status"] == "ok"
+                 and not all(math.isfinite(v) for v in r["logged"].values())]
     rc = report["route_check"]
     if not rc.get("ok"):
-        problems.append(f"z_c routes disagree beyond the bf16 tolerance or failed: "
-                        f"{rc.get('error') or {k: rc[k] for k in ('train_vs_reprefill', 'onetoken_vs_reprefill', 'finished')}}")
+        detail = rc.get("error") or {k: rc[k] for k in ("train_vs_reprefill", "onetoken_vs_reprefill", "finished")}
+        problems.append(f"z_c routes disagree beyond the bf16 tolerance or failed: {detail}")
     if "laser" in methods and not (report.get("moved") or {}).get("moved_fraction"):
         problems.append(f"one AdamW step moved no weight (or no LaSeR row ran): {report.get('moved')}")
     if problems:

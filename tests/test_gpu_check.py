@@ -1,12 +1,13 @@
 """benchmarks/gpu_check.py on the CPU at a tiny shape (issue #17, point 3), so that the GPU check
 cannot rot before a GPU runs it: the same rows, routes and update check, with an out-of-memory
 error injected at micro-batches above 1 (the CPU cannot run out). Peak memory on the CPU is the
-profiler's count of bytes allocated during training, which is exact and repeatable."""
+profiler's count of bytes allocated during training, which is exact and repeatable. About 15 s."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+import math
 
 import pytest
 
@@ -20,7 +21,6 @@ def gpu_check():
     return module
 
 
-@pytest.mark.slow
 def test_gpu_check_runs_on_cpu(tmp_path, monkeypatch):
     import torch
 
@@ -44,8 +44,9 @@ def test_gpu_check_runs_on_cpu(tmp_path, monkeypatch):
             assert ok["status"] == "ok", ok.get("traceback")
             assert len(ok["step_times"]) == 2 and ok["step_seconds"] > 0  # warm-up + one timed step
             assert ok["tokens_per_second"] == pytest.approx(ok["tokens_per_step"] / ok["step_seconds"])
-            assert ok["tokens_per_step"] == sum(64 + 192 - i % 4 for i in range(4))
+            assert ok["tokens_per_step"] == sum(64 - i % 3 + 192 - i % 4 for i in range(4))
             assert ok["peak_allocated_gib"] > 0
+            assert all(math.isfinite(v) for v in ok["logged"].values()) and ok["logged"]["grad_norm"] > 0
             assert "estimate_gib" in ok  # the memory plan's column (None until laser.memory is wired)
             # an out-of-memory error is a row, and larger micro-batches are not tried
             oom = rows[(method, ckpt, 2)]

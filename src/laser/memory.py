@@ -9,8 +9,8 @@ The estimate adds what the job holds at its peak, in bytes, for the model's shap
 - activations of one micro-batch (`per_device_batch` sequences of max_prompt_length +
   max_completion_length tokens): every layer's saved tensors without gradient checkpointing,
   each layer's input plus one recomputed layer with it;
-- the logits of the completion tokens (TRL keeps only those): the lm_head output, its
-  temperature-scaled copy and their two gradients;
+- TRL's fused LM head over the completion tokens (log-probs in tiles; the logits never exist
+  whole): the hidden states it keeps, their gradient, the output embedding's float32 gradient;
 - vLLM in colocate mode: `training.vllm_gpu_memory_utilization` of the GPU while it rolls out,
   about 1 GiB while it sleeps (`training.vllm_enable_sleep_mode`), beside the training state;
 - the generate job: vLLM's `generation.gpu_memory_utilization` of the GPU, which must hold the
@@ -194,14 +194,28 @@ def activation_bytes(shape: Shape, tokens: int, *, precision: str, checkpointing
     return shape.layers * per_layer
 
 
-def logits_bytes(shape: Shape, sequences: int, completion: int, compute_bytes: int) -> float:
-    """The completion tokens' logits (lm_head output, the temperature-scaled copy, both gradients)."""
-    return 4 * sequences * (completion + 1) * shape.vocab * compute_bytes
+# TRL's fused LM head (trl.kernels.chunked_logprob): log-probs in tiles of 4,096 tokens x 32,768
+# vocabulary entries, so the logits never exist whole
+LM_HEAD_TOKENS, LM_HEAD_VOCAB = 4096, 32768
+
+
+# float32 tile-sized buffers alive at once: the Triton kernels (CUDA) fold each tile in place; the
+# torch fallback (CPU) holds about nine (exp, log-probs, the gradient, ...; measured on CPU by
+# benchmarks/gpu_check.py --cpu --small, docs/benchmarks.md)
+LM_HEAD_TILES = {True: 1, False: 9}
+
+
+def lm_head_bytes(shape: Shape, tokens: int, compute_bytes: int, *, triton: bool = True) -> float:
+    """TRL's fused LM head over the `tokens` completion tokens of a micro-batch: the hidden states
+    it keeps, and in its backward their float32 gradient, the float32 gradient of the whole
+    output embedding, and its tiles."""
+    tiles = LM_HEAD_TILES[triton] * min(tokens, LM_HEAD_TOKENS) * min(shape.vocab, LM_HEAD_VOCAB) * 4
+    return tokens * shape.hidden * (compute_bytes + 4) + shape.vocab * shape.hidden * 4 + tiles
 
 
 def train_estimate(shape: Shape, *, micro_batch: int, prompt_len: int, completion_len: int,
                    checkpointing: bool, bf16: bool, shard: Sharding | None = None,
-                   reference_model: bool = False) -> dict[str, float]:
+                   reference_model: bool = False, cuda: bool = True) -> dict[str, float]:
     """Bytes per GPU of one training process at its peak (the backward of a micro-batch), by part."""
     shard = shard or Sharding("one process", 1, 1, 1)
     p = shape.params
@@ -215,7 +229,7 @@ def train_estimate(shape: Shape, *, micro_batch: int, prompt_len: int, completio
         "bf16 weight copies": (0.0 if not bf16 else 2 * 2 * shape.layer_params if sharded else 2 * p),
         "activations": activation_bytes(shape, micro_batch * (prompt_len + completion_len + 1),
                                         precision=precision, checkpointing=checkpointing),
-        "logits": logits_bytes(shape, micro_batch, completion_len + 1, compute),
+        "lm head": lm_head_bytes(shape, micro_batch * (completion_len + 1), compute, triton=cuda),
     }
     if reference_model:  # c_ref source reference: a frozen 16-bit copy on every GPU
         parts["reference model"] = compute * p
@@ -296,7 +310,7 @@ def _train_plan(config, name, shape, gpu, run_settings, world_size) -> JobPlan:
                     for m in config["methods"])
     parts = train_estimate(shape, micro_batch=per_device_batch(config), prompt_len=t["max_prompt_length"],
                            completion_len=t["max_completion_length"], checkpointing=t["gradient_checkpointing"],
-                           bf16=bf16, shard=shard, reference_model=reference)
+                           bf16=bf16, shard=shard, reference_model=reference, cuda=bool(gpu))
     parts["CUDA context"] = CUDA_CONTEXT if gpu else 0.0
     train_peak = sum(parts.values())
     keys = ("training.gradient_accumulation_steps", "training.gradient_checkpointing",
