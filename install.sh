@@ -82,7 +82,8 @@ print("%d.%d %s %s %s" % (sys.version_info[0], sys.version_info[1], platform.sys
   fi
 }
 if [ -x .venv/bin/python ]; then
-  check_python .venv/bin/python "Remove .venv and rerun with Python 3.11 or 3.12, e.g. PYTHON=python3.11 bash install.sh"
+  check_python .venv/bin/python \
+    "Remove .venv and rerun with Python 3.11 or 3.12, e.g. PYTHON=python3.11 bash install.sh"
 else
   check_python "$PYTHON" "Install Python 3.11 or 3.12 and name it, e.g. PYTHON=python3.11 bash install.sh"
   run "$PYTHON" -m venv .venv
@@ -113,17 +114,19 @@ fi
 
 if [ "$DRY_RUN" = 1 ]; then exit 0; fi
 FLAVOUR=$FLAVOUR python - <<'PY'
-import importlib
-for mod in ("torch", "transformers", "trl", "vllm", "snakemake", "math_verify", "wandb"):
-    importlib.import_module(mod)
-import os, torch, vllm, transformers, trl
-# The build pip chose must be the flavour's: a pip configuration can still bring the wrong one.
+import importlib, os
+import torch
+# The build pip chose must be the flavour's (checked before `import vllm`, which fails with the
+# other one): a pip configuration can still bring the wrong one.
 if os.environ["FLAVOUR"] == "cpu" and torch.version.cuda is not None:
     raise SystemExit(f"install.sh: FLAVOUR=cpu installed torch {torch.__version__}, a CUDA build; "
                      "rerun after `pip uninstall -y torch` in .venv")
 if os.environ["FLAVOUR"] == "gpu" and torch.version.cuda is None:
     raise SystemExit(f"install.sh: FLAVOUR=gpu installed torch {torch.__version__}, which has no CUDA; "
                      "check `pip config list` for a find-links or index serving CPU builds")
+for mod in ("transformers", "trl", "vllm", "snakemake", "math_verify", "wandb"):
+    importlib.import_module(mod)
+import vllm, transformers, trl
 print(f"ok: torch {torch.__version__}, vllm {vllm.__version__}, "
       f"transformers {transformers.__version__}, trl {trl.__version__}")
 PY

@@ -383,7 +383,8 @@ def test_gpu_env_files_resolve(tmp_path):
     train-gpu.yaml as conda's pip step would run it (from the file's folder), against PyPI alone (this
     machine's pip configuration, with its CPU torch, left out), for this Linux x86_64 Python 3.11:
     every pin is installable together, with the CUDA builds of torch and vLLM. vllm-gpu.yaml pins a
-    subset of it, so the same packages satisfy it. About 30 s (metadata only)."""
+    subset of it, so the same packages satisfy it. About 30 s: pip reads each wheel's metadata by HTTP
+    range requests (fast-deps), under 100 MB; without, it would download the GBs of CUDA wheels."""
     name = "train-gpu"
     assert set(pip_list(ENVS / "vllm-gpu.yaml")) <= set(pip_list(ENVS / f"{name}.yaml"))
     req = tmp_path / "requirements.txt"
@@ -391,6 +392,7 @@ def test_gpu_env_files_resolve(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     env["PIP_CONFIG_FILE"] = os.devnull
     res = subprocess.run([sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+                          "--use-feature=fast-deps",
                           "--report", str(tmp_path / "report.json"), "-U", "-r", str(req)],
                          capture_output=True, text=True, env=env, cwd=ENVS, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]

@@ -39,7 +39,8 @@ META = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 
 
 def _pins(*extras: str) -> dict[str, str]:
-    reqs = [Requirement(r) for r in META["dependencies"] + [r for e in extras for r in META["optional-dependencies"][e]]]
+    lines = META["dependencies"] + [r for e in extras for r in META["optional-dependencies"][e]]
+    reqs = [Requirement(r) for r in lines]
     return {canonicalize_name(r.name): str(r.specifier).removeprefix("==") for r in reqs}
 
 
@@ -217,7 +218,8 @@ def test_cpu_flavour_resolves_from_pypi_and_pytorchs_cpu_index(tmp_path, cpu_ind
     assert "torch" not in installs, "the project install would replace the CPU torch"
     for pkg, pin in _pins("cpu", "dev").items():
         if pkg != "torch":
-            assert installs[pkg]["metadata"]["version"] == pin, f"{pkg}: {installs[pkg]['metadata']['version']} != {pin}"
+            got = installs[pkg]["metadata"]["version"]
+            assert got == pin, f"{pkg}: resolves to {got}, pinned {pin}"
     # step 1 was --no-deps: torch's own dependencies come with the project
     for req in map(Requirement, requires):
         if req.marker is None or req.marker.evaluate({"extra": ""}):
@@ -242,7 +244,8 @@ def test_gpu_flavour_resolves_to_vllms_cuda_torch(gpu_installs):
     """Every pin at its version, vllm's CUDA torch (not a CPU build, even when one is offered), and
     the CUDA toolkit docs/install.md names."""
     for pkg, pin in _pins("gpu", "dev").items():
-        assert gpu_installs[pkg]["metadata"]["version"] == pin, f"{pkg}: {gpu_installs[pkg]['metadata']['version']} != {pin}"
+        got = gpu_installs[pkg]["metadata"]["version"]
+        assert got == pin, f"{pkg}: resolves to {got}, pinned {pin}"
     torch = gpu_installs["torch"]
     assert Path(torch["download_info"]["url"]).name.startswith(f"torch-{TORCH}-cp"), torch["download_info"]["url"]
     vllm_torch = [r for r in map(Requirement, gpu_installs["vllm"]["metadata"]["requires_dist"]) if r.name == "torch"]
@@ -349,9 +352,10 @@ def test_glibc_floor_in_docs(gpu_installs, tmp_path):
     assert f"glibc >= 2.{floor}" in INSTALL.read_text()
     wheels = tmp_path / "wheels"
     for pkg, item in gpu_installs.items():
-        if not item["download_info"]["url"].endswith(".whl"):
-            _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels),
-                  item["download_info"]["url"]], _clean_env())
+        info = item["download_info"]  # (the project itself, "dir_info", is not among the pins)
+        if "archive_info" in info and not info["url"].endswith(".whl"):
+            _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels), info["url"]],
+                 _clean_env(), cwd=tmp_path)
     reqs = [f"{k}=={v}" for k, v in _pins("gpu", "dev").items()]
     base = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
             "--use-feature=fast-deps", "--only-binary=:all:", "--find-links", str(wheels),
