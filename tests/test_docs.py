@@ -33,3 +33,27 @@ def test_relative_links_resolve():
             if not (page.parent / target.split("#")[0]).exists():
                 broken.append(f"{page.relative_to(ROOT)}: {target}")
     assert not broken, broken
+
+
+def test_markdown_tables_render():
+    """Every table's delimiter row has as many cells as its header (GitHub renders it only then)."""
+    import re
+
+    pages = [*ROOT.glob("docs/*.md"), ROOT / "README.md", ROOT / "config" / "README.md"]
+    bad = []
+    for page in pages:
+        lines = page.read_text().splitlines()
+        for i, (head, delim) in enumerate(zip(lines, lines[1:])):
+            if head.startswith("|") and re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", delim.strip()):
+                cells = len(re.split(r"(?<!\\)\|", head.strip().strip("|")))
+                if cells != len(delim.strip().strip("|").split("|")):
+                    bad.append(f"{page.relative_to(ROOT)}:{i + 1}")
+    assert not bad, f"tables whose header and delimiter rows differ in cells: {bad}"
+
+
+def test_docs_do_not_cite_the_internal_paper_notes():
+    """Users have docs/paper.md; the team's notes beside the repository are not theirs to read."""
+    files = [p for p in ROOT.rglob("*") if p.suffix in (".md", ".py", ".yaml", ".smk", ".rst", ".sh")
+             and not any(part in (".venv", "results", ".snakemake", "build", ".git") for part in p.parts)]
+    citing = [str(p.relative_to(ROOT)) for p in files if "PAPER" + ".md" in p.read_text(errors="ignore")]
+    assert not citing, citing

@@ -186,7 +186,7 @@ def reliability_table(runs: list[Run], n_bins: int = 10, judge: str = "last_toke
 
 
 def verifiers_table(main: pd.DataFrame, calibration: pd.DataFrame) -> pd.DataFrame:
-    """External verifiers next to LaSeR's self-reward (PAPER.md section 3): for every (model,
+    """External verifiers next to LaSeR's self-reward (docs/paper.md, Evaluation protocol): for every (model,
     method) some verifier judged, one row per benchmark and judge (r_s and each verifier), + averages."""
     cols = KEYS + ["score", "n_responses", "f1_filtered", "f1_all", "true_acc", "false_acc", "judgement_acc", "ece",
                    "auroc"]

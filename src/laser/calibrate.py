@@ -1,4 +1,4 @@
-"""c_ref calibration (PAPER.md section 1): c_ref = E[log pi_ref(z_c | x, y, EOS)] over solutions
+"""c_ref calibration (docs/paper.md, Method): c_ref = E[log pi_ref(z_c | x, y, EOS)] over solutions
 sampled from the reference model on training problems, recorded with its sample std
 (n - 1 in the denominator) over the finished solutions only."""
 

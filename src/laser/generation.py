@@ -7,7 +7,7 @@ the same records: the input fields plus the official LaSeR fields ``responses``,
 ``response_token_ids``, ``response_lengths``, ``finished`` (ended with EOS, not truncated),
 and, when a z_c token id is given, ``zc_logprobs`` = log pi(z_c | prompt, response, EOS).
 
-Scoring routes (PAPER.md section 5, pitfall 6), every sequence built from token ids:
+Scoring routes (docs/paper.md, Where the official code is improved on), every sequence built from token ids:
 - ``onetoken``: vLLM with prefix caching serves a one-token request restricted to z_c after
   ``prompt + response + EOS`` (the cached prefix is not recomputed; vLLM's default
   ``logprobs_mode="raw_logprobs"`` returns the log-prob before the restriction is applied);

@@ -1,4 +1,4 @@
-"""Answer checking as the paper's evaluation (PAPER.md section 3), in two extractions
+"""Answer checking as the paper's evaluation (docs/paper.md, Evaluation protocol), in two extractions
 (config key ``grading.extraction``):
 
 - ``official``: as the official code (RUCBM/LaSeR ``src/eval_math.py`` and the verl training

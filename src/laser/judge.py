@@ -1,7 +1,7 @@
 """The prompted (generative) self-verification judge: the model reads the problem and one of
 its solutions under a verification prompt and answers ``\\boxed{correct}`` or
 ``\\boxed{incorrect}``. It gives models never trained on z_c (base, GRPO) a self-verification
-F1 (PAPER.md end of section 4), at the cost of a full extra generation per solution.
+F1 (docs/paper.md, The paper's headline numbers), at the cost of a full extra generation per solution.
 
 Parsing is strict: anything but those two boxed words is "unparsable", which counts as
 "incorrect" and is counted. Like the last-token judge, solutions without a boxed answer are

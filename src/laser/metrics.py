@@ -1,4 +1,4 @@
-"""Metrics over generation records (official LaSeR format), PAPER.md sections 1 and 3.
+"""Metrics over generation records (official LaSeR format), docs/paper.md, Method.
 
 A judge's `scores` are one list per record aligned with ``responses``: the last-token judge's
 ``self_rewarding_scores`` (r_s; p(z_c) for the SFT ablation) or the generative judge's 0/1

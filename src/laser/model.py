@@ -44,7 +44,7 @@ def check_z_c(tokenizer, z_c: str, where: str) -> int:
 # Each SFT solution ends with the start of the next user turn: `solution EOS <|user|>`. A
 # pretrained LM learns the position after EOS from packed documents (a new one starts there),
 # which puts log pi(z_c | x, y, EOS) of an unused token low and nearly constant, the premise of
-# a constant c_ref (PAPER.md: Qwen2.5 -23.11 +- 0.04). Untrained, that position gave the tiny
+# a constant c_ref (docs/paper.md: Qwen2.5 -23.11 +- 0.04). Untrained, that position gave the tiny
 # model c_ref -8.6 to -12.2 with std 0.8-2.3 over seeds 0-4, so untrained (base, GRPO) r_s
 # crossed 0.5 at random; trained, -12.2 to -14.2 with std 0.4-0.6 (docs/results.md).
 NEXT_TURN = {"role": "user", "content": ""}

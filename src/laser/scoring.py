@@ -2,7 +2,7 @@
 p(z_c) = exp(log pi(z_c | x, y, EOS)) for a model trained with the SFT ablation (``laser.loss: sft``).
 
 Sequences are built from token ids (``prompt_ids + response_ids + [EOS, z_c]``), never by string
-surgery on a chat template (PAPER.md pitfall 4). Like the official evaluation, only responses
+surgery on a chat template (docs/paper.md, "Where the official code is improved on", item 4). Like the official evaluation, only responses
 with a boxed answer are scored; the others get 0.0 (judged incorrect, which they are).
 Also the `laser-score` command: score any JSONL in the official format with any HF model.
 """

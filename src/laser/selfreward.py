@@ -1,4 +1,4 @@
-"""LaSeR's self-reward maths (PAPER.md section 1), on plain tensors so every formula is
+"""LaSeR's self-reward maths (docs/paper.md, Method), on plain tensors so every formula is
 unit-tested on CPU and shared by training, calibration and test-time scoring.
 
     r_s = beta_v * (log pi(z_c | x, y, EOS) - c_ref)

@@ -23,7 +23,7 @@ from .metrics import self_verification
 
 @dataclass
 class LaserConfig(GRPOConfig):
-    """`GRPOConfig` plus LaSeR's knobs (PAPER.md section 2 for the paper's values)."""
+    """`GRPOConfig` plus LaSeR's knobs (docs/paper.md, The paper's settings for the paper's values)."""
 
     laser: bool = field(default=True, metadata={"help": "Off: plain GRPO (the baseline), r_s only logged."})
     zc_token_id: int | None = field(default=None, metadata={"help": "Token id of z_c."})

@@ -1,4 +1,4 @@
-"""External verifiers: reward models that judge the policy's solutions (PAPER.md section 3,
+"""External verifiers: reward models that judge the policy's solutions (docs/paper.md, Evaluation protocol,
 the comparison of LaSeR's self-reward with Qwen2.5-Math-RM-72B, Qwen2.5-Math-PRM-7B, ...).
 
 Two kinds, each turned into a probability of "correct" so that the same threshold, F1, ECE
