@@ -10,8 +10,9 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
+import laser.checks
 import laser.config
-import laser.data
+import laser.memory
 
 
 # The embedded default, unless the user gave --configfile (which would otherwise be merged
@@ -23,17 +24,15 @@ if not workflow.config_settings.configfiles:
 
 
 
-# Validate (and fill defaults) before any job starts: one clear message naming the key.
+# Before any job starts, one clear message naming the key: validate the config (and fill its
+# defaults), then check what it decides of the models, the data and the GPUs (once, here: the
+# jobs only validate). The memory plan, per GPU of the train and generate jobs, is printed.
 try:
     laser.config.validate(config, source="config")
-    laser.data.check_sources(config)
+    MEMORY_PLAN = laser.checks.preflight(config, source="config")
 except ValueError as e:
     raise WorkflowError(str(e)) from None
-import laser.memory
-
-# peak memory per GPU of the train and generate jobs, from the config (enforced by validate above
-# when the config declares gpu_memory_gib)
-print(laser.memory.format_plan(laser.memory.plan(config), config["gpu_memory_gib"]), file=sys.stderr)
+print(laser.memory.format_plan(MEMORY_PLAN, config["gpu_memory_gib"]), file=sys.stderr)
 
 report: "workflow/report/workflow.rst"
 

@@ -46,7 +46,8 @@ def main() -> None:
     import torch
 
     from laser import data, tiny
-    from laser.generation import load_tokenizer, render_prompts
+    from laser.generation import load_tokenizer
+    from laser.prompts import render_prompts
 
     torch.manual_seed(0)
     problems = data.prepare({"source": "synthetic", "tiers": ["medium"], "n_problems": args.n}, name="bench", seed=0,

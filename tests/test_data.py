@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from laser import data
+from laser import data, prompts
 from laser.io import InputError, read_jsonl
 
 SUFFIX = " Please reason step by step, and put your final answer within \\boxed{}."
@@ -217,9 +217,9 @@ def test_dataset_prompts_and_nested_answer_through_load_dataset(tmp_path, fmt):
     assert "prompt" not in recs[0] and recs[0]["data_source"] == "DeepMath-103K"
     assert recs[0]["reward_model"]["ground_truth"] == "1"  # other fields are kept
     # with_prompt keeps them too (and says so when they are missing)
-    assert data.with_prompt(recs, spec, " X") == recs
+    assert prompts.with_prompt(recs, spec, " X") == recs
     with pytest.raises(InputError, match="no 'messages'.*messages_key"):
-        data.with_prompt([{k: v for k, v in recs[0].items() if k != "messages"}], spec, "")
+        prompts.with_prompt([{k: v for k, v in recs[0].items() if k != "messages"}], spec, "")
 
 
 def test_dataset_prompts_from_jsonl_and_a_problem_column(tmp_path):
@@ -296,9 +296,9 @@ def test_filter_overlong_counts_tokens_as_trl_does():
     trl_ids = tok.apply_chat_template(conversation=[r["messages"] for r in recs], add_generation_prompt=True,
                                       tokenize=True, return_dict=True)["input_ids"]
     lengths = [len(ids) for ids in trl_ids]
-    assert [data.prompt_length(tok, r["messages"]) for r in recs] == lengths
+    assert [prompts.prompt_length(tok, r["messages"]) for r in recs] == lengths
     assert lengths == sorted(lengths) and len(set(lengths)) == 6
-    kept, dropped = data.filter_overlong(recs, tok, lengths[3])
+    kept, dropped = prompts.filter_overlong(recs, tok, lengths[3])
     assert [r["id"] for r in kept] == ["0", "1", "2", "3"] and dropped == 2  # the boundary is kept
-    assert data.filter_overlong(recs, tok, lengths[0] - 1) == ([], 6)
-    assert data.filter_overlong(recs, tok, 10_000) == (recs, 0)
+    assert prompts.filter_overlong(recs, tok, lengths[0] - 1) == ([], 6)
+    assert prompts.filter_overlong(recs, tok, 10_000) == (recs, 0)

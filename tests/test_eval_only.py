@@ -75,7 +75,7 @@ PROBLEMS = [f"Item {100 + i}: give the code." for i in range(8)]
 def parrot(tmp_path_factory) -> Path:
     """A tiny checkpoint saved with save_pretrained that answers every question with \\boxed{7}:
     a stand-in for a hub checkpoint, whose correctness the test sets through the answers."""
-    from laser.data import build_messages
+    from laser.prompts import build_messages
     from laser.model import make_base
 
     path = tmp_path_factory.mktemp("parrot") / "model"
@@ -93,8 +93,8 @@ def parrot(tmp_path_factory) -> Path:
 def test_pretrained_checkpoint_is_evaluated_without_calibration_or_training(tmp_path, parrot):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from laser.data import build_messages
-    from laser.generation import render_prompts, zc_logprobs_transformers
+    from laser.generation import zc_logprobs_transformers
+    from laser.prompts import build_messages, render_prompts
 
     # log pi(z_c | x, "\boxed{7}", EOS) of each problem by a plain forward; c_ref puts r_s > 0.5 on
     # the upper half, and the answers make 3 of 4 solutions there correct and 3 of 4 below

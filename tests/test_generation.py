@@ -3,7 +3,8 @@
 import pytest
 
 from laser import data
-from laser.generation import generate, render_prompts
+from laser.generation import generate
+from laser.prompts import render_prompts
 
 CFG = {"backend": "transformers", "temperature": 1.0, "top_p": 1.0, "max_tokens": 12, "seed": 42,
        "dtype": "float32", "tensor_parallel_size": 1, "batch_size": 8, "vllm_kv_cache_gib": 0.25}

@@ -4,7 +4,8 @@ import pytest
 
 from laser import generation
 from laser.generation import Sample
-from laser.judge import judge, judge_prompt, parse_verdict
+from laser.judge import judge, parse_verdict
+from laser.prompts import judge_prompt
 
 JUDGE = {"template": "P: {problem}\nS: {solution}\nVerdict?", "max_tokens": 8, "temperature": 0.0}
 CFG = {"backend": "transformers", "temperature": 1.0, "top_p": 1.0, "max_tokens": 12, "seed": 42,

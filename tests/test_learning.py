@@ -51,7 +51,8 @@ def setting(warm_checkpoint):
 @pytest.fixture(scope="module")
 def held_out_solutions(warm_checkpoint, setting):
     """(prompt ids, response ids, label) of 4 finished samples per held-out problem from the warm model."""
-    from laser.generation import generate, load_tokenizer, render_prompts
+    from laser.generation import generate, load_tokenizer
+    from laser.prompts import render_prompts
 
     _, _, held_out = setting
     cfg = {"backend": "transformers", "temperature": 1.0, "top_p": 1.0, "max_tokens": 48, "seed": 0,

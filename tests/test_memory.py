@@ -9,7 +9,15 @@ import yaml
 
 from conftest import ROOT
 from laser import memory
-from laser.config import ConfigError, validate
+from laser.checks import preflight
+from laser.config import ConfigError
+from laser.config import validate as _validate
+
+
+def validate(config, source="config"):
+    """As the Snakefile: validate, then the preflight checks (the memory plan among them)."""
+    preflight(_validate(config, source), source)
+    return config
 
 
 def _qwen2(shape: memory.Shape):

@@ -15,7 +15,16 @@ import yaml
 
 from conftest import ROOT, save_untrained
 from laser import tiny
-from laser.config import ConfigError, validate
+from laser.checks import preflight
+from laser.config import ConfigError
+from laser.config import validate as _validate
+
+
+def validate(config, source="config"):
+    """What Snakemake does when it parses the workflow: validate, then the preflight checks."""
+    config = _validate(config, source)
+    preflight(config, source)
+    return config
 
 SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
 
@@ -169,7 +178,7 @@ def test_parse_time_tokenizer_is_the_built_one():
     """The checks at parse time use the built tokenizer in plain Python: same ids, chat prompts, z_c."""
     from tokenizers.pre_tokenizers import ByteLevel
 
-    from laser.generation import render_prompts
+    from laser.prompts import render_prompts
     from laser.model import check_z_c
 
     real, light = tiny.build_tokenizer(), tiny.ParseTimeTokenizer()
@@ -216,8 +225,9 @@ def test_parse_time_checks_need_only_the_light_environment():
         "            raise ImportError(f'{name} is not in the light env')\n"
         "sys.meta_path.insert(0, Block())\n"
         f"sys.path.insert(0, {str(ROOT / 'src')!r})\n"
+        "from laser.checks import preflight\n"
         "from laser.config import load\n"
-        f"load({str(ROOT / 'config' / 'config.yaml')!r})\n"
+        f"preflight(load({str(ROOT / 'config' / 'config.yaml')!r}))\n"
         "print('ok')\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0 and res.stdout == "ok\n", res.stderr[-2000:]
@@ -259,8 +269,7 @@ def _math500_config(local_model, math500: Path, max_tokens: int) -> dict:
 def _longest_math500_prompt(local_model, math500) -> int:
     from transformers import AutoTokenizer
 
-    from laser.data import build_messages
-    from laser.generation import render_prompts
+    from laser.prompts import build_messages, render_prompts
 
     tok = AutoTokenizer.from_pretrained(local_model)
     problems = [json.loads(line)["problem"] for line in math500.open()]
@@ -328,7 +337,7 @@ def test_workflow_stops_before_training_when_math500_does_not_fit(local_model, b
 def test_calibration_leaves_out_prompts_that_do_not_fit(monkeypatch):
     import laser.generation as generation
     from laser.calibrate import calibrate
-    from laser.data import build_messages
+    from laser.prompts import build_messages
     from laser.io import InputError
 
     tok = tiny.build_tokenizer()

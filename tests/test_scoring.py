@@ -10,7 +10,8 @@ import yaml
 from conftest import ROOT
 from laser import data
 from laser.config import run_settings
-from laser.generation import generate, load_model, load_tokenizer, render_prompts
+from laser.generation import generate, load_model, load_tokenizer
+from laser.prompts import render_prompts
 from laser.scoring import add_self_rewarding_scores, main, score_kind, token_ids_of, zc_logprobs_transformers
 
 ZC = "<|reserved_special_token_0|>"

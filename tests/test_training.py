@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from conftest import ROOT
-from laser import data, tiny
+from laser import data, prompts, tiny
 from laser.config import load
 from laser.io import InputError
 
@@ -499,7 +499,7 @@ def test_paper_policy_loss_settings_reach_trl(tiny_checkpoint, small_config, tra
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
-    lengths = sorted(data.prompt_length(tok, r["messages"]) for r in data.training_records(config, "tiny", train_records))
+    lengths = sorted(prompts.prompt_length(tok, r["messages"]) for r in data.training_records(config, "tiny", train_records))
     config["training"]["max_prompt_length"] = lengths[len(lengths) // 2]  # about half the prompts fit
     trainer = _trainer(tiny_checkpoint, config, train_records, tmp_path)
     a = trainer.args

@@ -22,7 +22,7 @@ import pandas as pd
 
 from . import metrics
 from .io import InputError, read_json, read_jsonl
-from .judge import BUILTIN_JUDGES
+from .config import BUILTIN_JUDGES
 
 KEYS = ["model", "method", "benchmark", "judge"]
 

@@ -22,7 +22,7 @@ def calibrate(model_dir: str, train: list[dict], *, n: int, z_c: str, gen_cfg: d
     problems = random.Random(seed).sample(train, min(n, len(train)))
     if context is not None:
         from .checks import ENGINE_EXTRA
-        from .generation import render_prompts
+        from .prompts import render_prompts
 
         fits = [p for p, ids in zip(problems, render_prompts(tok, problems)[1])
                 if len(ids) + max_tokens + ENGINE_EXTRA <= context]

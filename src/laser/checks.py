@@ -117,7 +117,7 @@ def check_model(config: dict, model: str, facts: ModelFacts, *, zc_id: int | Non
 
 def _lengths(tokenizer, records: list[dict]) -> list[int]:
     """Prompt tokens of each record's `messages`, as the generation engine receives them."""
-    from .generation import render_prompts
+    from .prompts import render_prompts
 
     return [len(ids) for ids in render_prompts(tokenizer, records)[1]]
 
@@ -129,7 +129,7 @@ def check_prompts(config: dict, model: str, tokenizer, context: int, benchmarks:
     `generation.max_tokens`, fits `context`; with the prompted judge, so does every judge prompt
     plus a solution of `generation.max_tokens` tokens plus `judge.max_tokens`."""
     from .data import eval_records
-    from .judge import judge_prompt
+    from .prompts import judge_prompt
 
     g, j = config["generation"], config["judge"]
     where = f"model {model}'s context of {context} tokens (max_position_embeddings)"
@@ -172,7 +172,7 @@ def check_training_prompts(config: dict, model: str, tokenizer, train: list[dict
     the longer ones are dropped and counted when training starts (`laser.train`). Made at parse
     time with the built tokenizer (one token per byte), so the prompts with the fewest bytes have
     the fewest tokens: only those are tokenized."""
-    from .data import with_prompt
+    from .prompts import with_prompt
 
     limit = config["training"]["max_prompt_length"]
     suffix = prompt_settings(config, model)["train_suffix"]
@@ -238,6 +238,22 @@ def _local_model(path: str, key: str, prefix: str) -> dict | None:
         raise _error(prefix, f"config key '{key}': {path!r} is not a directory, nor a hub id such as "
                              f"Qwen/Qwen2.5-7B")
     return None
+
+
+def preflight(config: dict, source: str = "config"):
+    """Everything the validated config decides beyond its own keys, once, when Snakemake parses the
+    workflow (jobs do not repeat it): the local input files, the models' and the synthetic data's
+    checks (`parse_time`) and the memory plan against `gpu_memory_gib`. Returns the memory plan."""
+    from .data import check_sources
+    from .io import InputError
+    from .memory import check as check_memory
+
+    try:
+        check_sources(config)
+    except InputError as e:
+        raise ConfigError(str(e)) from None
+    parse_time(config, source)
+    return check_memory(config, source)
 
 
 def parse_time(config: dict, source: str) -> None:

@@ -1,7 +1,10 @@
 """Configuration: validated against workflow/schemas/config.schema.yaml before any job starts.
 
 Errors name the offending key (``models.tiny.sft.max_steps``) in one line, and schema
-defaults are filled in so the rest of the code never guesses.
+defaults are filled in so the rest of the code never guesses. The bottom layer: the schema, the
+cross-key rules and the resolvers of per-run settings, importing nothing else of the package.
+What the models, the data and the GPUs decide is checked after it, once, when the workflow is
+parsed (`laser.checks.preflight`).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.
 
 
 VLLM_CPU_HEAD_DIMS = {32, 64, 80, 96, 112, 128, 160, 192, 224, 256}
+BUILTIN_JUDGES = ("last_token", "generative")  # r_s and the prompted judge; verifier names must differ
 
 
 class ConfigError(ValueError):
@@ -118,8 +122,6 @@ def _check_semantics(config: dict, source: str) -> None:
             raise ConfigError(f"{source}: config key '<top level>': 'train_data' is required: {needs[0]}")
     for method in config["methods"]:
         check_training(config, method, source)
-    from .judge import BUILTIN_JUDGES
-
     known = ["base", *config["methods"]]
     for name, spec in config.get("verifiers", {}).items():
         if name in BUILTIN_JUDGES:  # the tables tell judges apart by name
@@ -134,12 +136,6 @@ def _check_semantics(config: dict, source: str) -> None:
             raise ConfigError(f"{source}: config key 'verifiers.{name}.revision': trust_remote_code runs code from "
                               f"the hub repository {spec['path']!r}; pin it with revision: <commit hash> (or name a "
                               f"branch such as main to accept that it may change)")
-    # what the models (the built tokenizer, a local config.json) and the synthetic problems decide
-    from .checks import parse_time
-    from .memory import check as check_memory
-
-    parse_time(config, source)
-    check_memory(config, source)  # the memory plan against gpu_memory_gib
 
 
 def world_size(config: dict[str, Any]) -> int:

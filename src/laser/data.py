@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import tasks
 from .io import InputError, read_jsonl
+from .prompts import build_messages, with_prompt
 
 NORMALISED = ("id", "problem", "answer", "messages", "source")
 # The checkout this package runs from: the shipped data (data/benchmarks/) lives there.
@@ -31,10 +32,6 @@ def local_path(path: str) -> Path:
     if p.is_absolute() or p.exists() or not (PROJECT_ROOT / p).exists():
         return p
     return PROJECT_ROOT / p
-
-
-def build_messages(problem: str, suffix: str) -> list[dict]:
-    return [{"role": "user", "content": problem + suffix}]
 
 
 def get_field(rec: dict, key: str, default=None):
@@ -168,18 +165,6 @@ def prepare_all(config: dict) -> tuple[list[dict], dict[str, list[dict]]]:
     return train, benches
 
 
-def with_prompt(records: list[dict], spec: dict, suffix: str) -> list[dict]:
-    """`records` (copies) with the chat prompt ``messages`` = ``problem + suffix`` as one user
-    message; a dataset that brings its own prompts (`spec` has a `messages_key`) keeps them."""
-    if spec.get("messages_key"):
-        missing = [r.get("id") for r in records if not r.get("messages")]
-        if missing:
-            raise InputError(f"records {missing[:5]} have no 'messages' although the dataset has messages_key "
-                             f"{spec['messages_key']!r}; rerun the prepare_data rule")
-        return [dict(r) for r in records]
-    return [{**r, "messages": build_messages(r["problem"], suffix)} for r in records]
-
-
 def training_records(config: dict, model: str, records: list[dict]) -> list[dict]:
     """The training records as `model` trains on them (SFT warm-up, calibration, RL): the prompt
     built with the model's `train_suffix` (`models.<model>.prompt` over `prompt`), or the
@@ -195,24 +180,6 @@ def eval_records(config: dict, model: str, method: str, benchmark: str, records:
     from .config import eval_suffix
 
     return with_prompt(records, config["benchmarks"][benchmark], eval_suffix(config, model, method))
-
-
-def prompt_length(tokenizer, messages: list[dict], chat_template_kwargs: dict | None = None) -> int:
-    """Tokens of a chat prompt as TRL's GRPOTrainer feeds it to the policy (`_tokenize_prompts`:
-    the tokenizer's chat template with the generation prompt, tokenized by the template call)."""
-    out = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=True,
-                                        **(chat_template_kwargs or {}))
-    ids = out["input_ids"]
-    return len(ids[0]) if ids and isinstance(ids[0], list) else len(ids)
-
-
-def filter_overlong(records: list[dict], tokenizer, max_len: int,
-                    chat_template_kwargs: dict | None = None) -> tuple[list[dict], int]:
-    """Drop the records whose chat prompt (``messages``) is longer than `max_len` tokens, as
-    verl's ``data.filter_overlong_prompts`` does (the paper: 2048); order is kept.
-    Returns (kept records, number dropped)."""
-    kept = [r for r in records if prompt_length(tokenizer, r["messages"], chat_template_kwargs) <= max_len]
-    return kept, len(records) - len(kept)
 
 
 def check_sources(config: dict) -> None:

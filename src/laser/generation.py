@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from .grading import grade_response
 from .model import read_reference, resolve_base
+from .prompts import render_prompts
 
 ROUTES = ("onetoken", "reprefill")
 
@@ -42,13 +43,6 @@ def load_tokenizer(model_dir: str):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(resolve_base(model_dir))
-
-
-def render_prompts(tokenizer, records: list[dict]) -> tuple[list[str], list[list[int]]]:
-    texts = [tokenizer.apply_chat_template(r["messages"], tokenize=False, add_generation_prompt=True)
-             for r in records]
-    ids = [tokenizer(t, add_special_tokens=False).input_ids for t in texts]
-    return texts, ids
 
 
 # ---------------------------------------------------------------- vLLM

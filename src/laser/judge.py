@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from .grading import last_boxed
 from .metrics import boxed_slots, place
-
-BUILTIN_JUDGES = ("last_token", "generative")  # r_s and this judge; verifier names must differ
+from .prompts import judge_prompt
 
 VERDICTS = ("correct", "incorrect", "unparsable", "skipped")
 
@@ -25,10 +24,6 @@ def parse_verdict(text: str) -> str:
     return word if word in ("correct", "incorrect") else "unparsable"
 
 
-def judge_prompt(template: str, problem: str, solution: str) -> str:
-    return template.replace("{problem}", problem).replace("{solution}", solution)
-
-
 def judge_cfg_for(cfg: dict, judge_cfg: dict) -> dict:
     """The generation settings of the judge's requests."""
     return {**cfg, "temperature": judge_cfg["temperature"], "max_tokens": judge_cfg["max_tokens"]}
@@ -38,7 +33,7 @@ def judge_context(tokenizer, problems: list[str], template: str, solution_tokens
     """Tokens a judge request can need: the longest judge prompt with a solution of
     `solution_tokens` tokens (counted three times over, as re-tokenizing decoded text can
     lengthen it), plus the verdict."""
-    from .generation import render_prompts
+    from .prompts import render_prompts
 
     _, ids = render_prompts(tokenizer, [{"messages": [{"role": "user", "content": judge_prompt(template, p, "")}]}
                                         for p in problems])

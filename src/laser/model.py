@@ -64,7 +64,7 @@ def _verification_rows(train: list[dict], template: str, n: int, rng) -> list[di
     """`n` verification examples under the generative judge's template: a problem with its
     reference solution -> ``\\boxed{correct}``, or with a wrong boxed answer ->
     ``\\boxed{incorrect}`` (half each)."""
-    from .judge import judge_prompt
+    from .prompts import judge_prompt
 
     rows = []
     for rec in rng.choices(train, k=n):

@@ -275,7 +275,7 @@ def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_d
 def _prompts_that_fit(config: dict, model: str, tok, records: list[dict], what: str, spec: dict) -> list[dict]:
     """`records` with the model's training prompt (`spec`: their dataset's config), overlong ones dropped."""
     from .config import prompt_settings
-    from .data import filter_overlong, with_prompt
+    from .prompts import filter_overlong, with_prompt
 
     limit = config["training"]["max_prompt_length"]
     records = with_prompt(records, spec, prompt_settings(config, model)["train_suffix"])

@@ -11,7 +11,8 @@ if __name__ == "__main__":
     from laser.calibrate import resolve_c_ref
     from collections import Counter
 
-    from laser.generation import Engine, generate, load_tokenizer, metadata, model_context, render_prompts
+    from laser.generation import Engine, generate, load_tokenizer, metadata, model_context
+    from laser.prompts import render_prompts
     from laser.judge import VERDICTS, judge, judge_context
     from laser.io import read_jsonl, write_json, write_jsonl
     from laser.checks import check_job
