@@ -138,7 +138,10 @@ def main() -> None:
     # an external verifier (random tiny outcome RM: the verify path on the GPU, not its scores)
     verifier_dir = out / "verifier_orm"
     base_tok = load_tokenizer(str(base))
-    tiny.save_pretrained(tiny.build_reward_model(base_tok, kind="outcome", seed=0), base_tok, verifier_dir)
+    sys.path.insert(0, str(ROOT / "tests"))
+    from tiny_verifiers import build_reward_model
+
+    tiny.save_pretrained(build_reward_model(base_tok, kind="outcome", seed=0), base_tok, verifier_dir)
     orm = validate({**config, "verifiers": {"orm": {"path": str(verifier_dir), "kind": "outcome"}}})["verifiers"]["orm"]
     zc_id = base_tok.convert_tokens_to_ids(config["models"]["tiny"]["z_c"])
     runs = []

@@ -10,7 +10,7 @@ if [ -d .whl ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
   export PYTHONPATH=/tmp/site
 fi
-export WANDB_MODE=disabled LASER_REPORT_TO=none HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
+export WANDB_MODE=disabled HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 python3 -c "import torch, transformers, trl; print('torch', torch.__version__, 'transformers', transformers.__version__, 'trl', trl.__version__)"
 python3 benchmarks/gpu_smoke.py "$OUT" "$@" 2>&1 | tee "$OUT/gpu_smoke.log"

@@ -31,7 +31,7 @@ def _reward(completions, completion_ids, **_):
 
 @pytest.fixture(autouse=True)
 def _no_report(monkeypatch):
-    monkeypatch.setenv("LASER_REPORT_TO", "none")
+    monkeypatch.setenv("WANDB_MODE", "disabled")
 
 
 @pytest.fixture(scope="module")

@@ -78,7 +78,8 @@ def test_swa_mix_and_fallback_by_hand():
     r_s = torch.tensor([1.7, -0.4, 0.5, 0.2, 0.2, 0.2])
     finished = torch.ones(6, dtype=torch.bool)
     a_v = torch.tensor([0.5, -1.0, 0.5, 1.0, -0.5, -0.5])
-    adv, fallback = sr.swa_advantages(a_v, r_s, finished, group_size=3, tau=0.1, threshold=0.1)
+    a_s, fallback = sr.swa_scores(r_s, finished, 3, threshold=0.1)  # as LaserTrainer mixes them
+    adv = sr.mix_advantages(a_v, a_s, fallback, tau=0.1)
     assert fallback.tolist() == [False] * 3 + [True] * 3
     a_s = torch.tensor([1.0, -1.0, 0.0]) * (0.5 / (0.5 + sr.SWA_EPS))
     assert torch.allclose(adv[:3], 0.9 * a_v[:3] + 0.1 * a_s)

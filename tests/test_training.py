@@ -170,7 +170,7 @@ def test_killed_run_resumes_to_the_same_weights(tiny_checkpoint, small_config, t
 
     from laser.train import train
 
-    for var in ("WANDB_MODE", "WANDB_DIR", "WANDB_RUN_ID", "WANDB_RESUME", "LASER_REPORT_TO"):
+    for var in ("WANDB_MODE", "WANDB_DIR", "WANDB_RUN_ID", "WANDB_RESUME"):
         monkeypatch.delenv(var, raising=False)  # the config's wandb section: offline
     kw = dict(model="tiny", method="laser", base_dir=str(tiny_checkpoint), train_records=train_records,
               calibration=None)
@@ -199,7 +199,7 @@ def test_killed_run_resumes_to_the_same_weights(tiny_checkpoint, small_config, t
 def test_wandb_settings_take_the_standard_variables_first(small_config, monkeypatch, tmp_path):
     from laser.train import wandb_settings
 
-    for var in ("WANDB_MODE", "WANDB_PROJECT", "WANDB_ENTITY", "WANDB_DIR", "LASER_REPORT_TO"):
+    for var in ("WANDB_MODE", "WANDB_PROJECT", "WANDB_ENTITY", "WANDB_DIR"):
         monkeypatch.delenv(var, raising=False)
     config = copy.deepcopy(small_config)
     assert wandb_settings(config, tmp_path) == {"mode": "offline", "project": "laser", "entity": None,
@@ -214,9 +214,6 @@ def test_wandb_settings_take_the_standard_variables_first(small_config, monkeypa
     assert wandb_settings(config, tmp_path) is None
     monkeypatch.delenv("WANDB_MODE")
     config["wandb"]["mode"] = "disabled"
-    assert wandb_settings(config, tmp_path) is None
-    config["wandb"]["mode"] = "offline"
-    monkeypatch.setenv("LASER_REPORT_TO", "none")  # the former switch
     assert wandb_settings(config, tmp_path) is None
 
 
@@ -338,7 +335,7 @@ def test_two_processes_train_the_same_global_batch(warm_checkpoint, small_config
     from laser.io import write_jsonl
     from laser.train import run
 
-    for var in ("WANDB_MODE", "WANDB_DIR", "WANDB_RUN_ID", "LASER_REPORT_TO"):
+    for var in ("WANDB_MODE", "WANDB_DIR", "WANDB_RUN_ID"):
         monkeypatch.delenv(var, raising=False)  # the config's wandb section: offline
 
     write_jsonl(tmp_path / "train.jsonl", train_records)

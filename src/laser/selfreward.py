@@ -89,16 +89,6 @@ def mix_advantages(a_v: torch.Tensor, a_s: torch.Tensor, fallback: torch.Tensor,
     return (1 - tau) * a_v + tau * torch.where(fallback, a_v, a_s)
 
 
-def swa_advantages(a_v: torch.Tensor, r_s: torch.Tensor, finished: torch.Tensor, group_size: int,
-                   tau: float, threshold: float):
-    """Self-rewarding advantages mixed into the verifier advantages, with the std fallback.
-
-    Returns (advantages, fallback) where `fallback` marks samples whose group fell back.
-    """
-    a_s, fallback = swa_scores(r_s, finished, group_size, threshold)
-    return mix_advantages(a_v, a_s, fallback, tau), fallback
-
-
 def stage(step: int, w_r: int, w_sr: int) -> int:
     """Training stage of 1-based optimizer step `step`: 1 GRPO, 2 + L_sr, 3 + SWA."""
     if step <= w_r:

@@ -148,23 +148,6 @@ def build_model(tokenizer, *, hidden_size: int, num_layers: int, num_heads: int,
     return model
 
 
-def build_reward_model(tokenizer, *, kind: str, seed: int, hidden_size: int = 32, num_layers: int = 1):
-    """A tiny reward model shaped like the hub's verifiers (random weights: for plumbing, not
-    for scores): `outcome` a sequence classifier with one score, `prm` a token classifier with
-    two classes."""
-    import torch
-    from transformers import Qwen2Config, Qwen2ForSequenceClassification, Qwen2ForTokenClassification
-
-    cfg = Qwen2Config(vocab_size=len(tokenizer) + (-len(tokenizer)) % 64, hidden_size=hidden_size,
-                      intermediate_size=2 * hidden_size, num_hidden_layers=num_layers, num_attention_heads=2,
-                      num_key_value_heads=2, num_labels=1 if kind == "outcome" else 2,
-                      max_position_embeddings=512, pad_token_id=tokenizer.pad_token_id,
-                      eos_token_id=tokenizer.eos_token_id, tie_word_embeddings=False)
-    torch.manual_seed(seed)
-    cls = Qwen2ForSequenceClassification if kind == "outcome" else Qwen2ForTokenClassification
-    return cls(cfg).eval()
-
-
 def save_pretrained(model, tokenizer, path: str | Path) -> None:
     model.save_pretrained(path, safe_serialization=True)
     tokenizer.save_pretrained(path)

@@ -96,10 +96,10 @@ WANDB_ID_FILE = "wandb_run_id"
 def wandb_settings(config: dict, run_dir: str | Path) -> dict | None:
     """wandb.init's settings of a training run from the `wandb` config section, or None when the
     run does not log to wandb. The standard WANDB_MODE, WANDB_PROJECT, WANDB_ENTITY and WANDB_DIR
-    take precedence when set; LASER_REPORT_TO=none (the former switch) is WANDB_MODE=disabled."""
+    take precedence when set."""
     w = config["wandb"]
     mode = os.environ.get("WANDB_MODE") or w["mode"]
-    if mode == "disabled" or os.environ.get("LASER_REPORT_TO") == "none":
+    if mode == "disabled":
         return None
     return {"mode": mode, "project": os.environ.get("WANDB_PROJECT") or w["project"],
             "entity": os.environ.get("WANDB_ENTITY") or w["entity"], "dir": os.environ.get("WANDB_DIR") or str(run_dir)}
