@@ -28,6 +28,7 @@ if not workflow.config_settings.configfiles:
 # defaults), then check what it decides of the models, the data and the GPUs (once, here: the
 # jobs only validate). The memory plan, per GPU of the train and generate jobs, is printed.
 try:
+    laser.config.coerce_overrides(config, workflow.config_settings.config)  # typed nested --config values
     laser.config.validate(config, source="config")
     MEMORY_PLAN = laser.checks.preflight(config, source="config")
 except ValueError as e:

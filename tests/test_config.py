@@ -93,3 +93,34 @@ def test_ablations_config_is_the_default_plus_ablation_methods():
     extra = {k: v for k, v in ablations["methods"].items() if k not in default["methods"]}
     assert set(extra) == {"laser_no_swa", "laser_ref_forward", "laser_sft"}
     assert {**ablations, "methods": default["methods"]} == default
+
+
+def test_one_seed_fixes_the_whole_run(base):
+    """generation.seed null (the embedded default) follows the top-level seed: seed 0 samples with 42
+    (the paper's), `--config seed=3` with 45, as the seed benchmark's rows; an explicit one stays."""
+    assert validate(base)["generation"]["seed"] == 42
+    base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    base["seed"] = 3
+    assert validate(base)["generation"]["seed"] == 45
+    base = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    base["generation"]["seed"] = 7
+    assert validate(base)["generation"]["seed"] == 7
+
+
+def test_nested_config_overrides_get_the_schema_types(base):
+    """Snakemake's YAML base loader makes every scalar of `--config 'generation={seed: 45}'` a string."""
+    from laser.config import coerce_overrides
+
+    overrides = {"generation": {"seed": "45", "temperature": "0.5", "backend": "transformers"},
+                 "training": {"use_vllm": "false", "validation": {"benchmark": "null", "every": "5"}},
+                 "models": {"tiny": {"z_c": "123"}}}
+    for section, values in overrides.items():
+        for key, value in values.items():
+            base[section][key] = value if not isinstance(value, dict) else {**base[section].get(key, {}), **value}
+    coerce_overrides(base, overrides)
+    assert base["generation"]["seed"] == 45 and base["generation"]["temperature"] == 0.5
+    assert base["generation"]["backend"] == "transformers"
+    assert base["training"]["use_vllm"] is False
+    assert base["training"]["validation"]["benchmark"] is None and base["training"]["validation"]["every"] == 5
+    assert base["models"]["tiny"]["z_c"] == "123"  # a string key stays a string
+    validate(base)

@@ -19,6 +19,7 @@ SCHEMA = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.
 
 
 VLLM_CPU_HEAD_DIMS = {32, 64, 80, 96, 112, 128, 160, 192, 224, 256}
+GENERATION_SEED_OFFSET = 42  # generation.seed null: seed + 42, the paper's sampling seed at seed 0
 BUILTIN_JUDGES = ("last_token", "generative")  # r_s and the prompted judge; verifier names must differ
 
 
@@ -84,8 +85,49 @@ def validate(config: dict[str, Any], source: str = "config") -> dict[str, Any]:
         if more:
             text += "\n" + "\n".join(f"{source}: {m}" for m in more)
         raise ConfigError(text)
+    if config["generation"]["seed"] is None:  # one seed fixes the whole run
+        config["generation"]["seed"] = config["seed"] + GENERATION_SEED_OFFSET
     _check_semantics(config, source)
     return config
+
+
+def _schema_types(path: list[str]) -> set[str]:
+    """The JSON types the schema allows at a config key (empty when it does not say)."""
+    schema = load_schema()
+    node = schema
+    for key in path:
+        parts = [node] + ([schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]] if "$ref" in node else [])
+        props = {k: v for part in parts for k, v in part.get("properties", {}).items()}
+        extra = next((p["additionalProperties"] for p in parts if isinstance(p.get("additionalProperties"), dict)), None)
+        node = props.get(key, extra)
+        if node is None:
+            return set()
+    if "$ref" in node and "type" not in node:
+        node = {**schema["$defs"][node["$ref"].rsplit("/", 1)[-1]], **node}
+    types = node.get("type", [])
+    return {types} if isinstance(types, str) else set(types)
+
+
+def coerce_overrides(config: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Snakemake parses a nested `--config key={a: 1}` with YAML's base loader, so every scalar in it
+    arrives as a string; give each the type the schema asks for at its key (`generation={seed: 45}`
+    sets the integer 45), in `config`, where the override landed."""
+    def walk(over, target, path):
+        for key, value in over.items():
+            if isinstance(value, dict) and isinstance(target.get(key), dict):
+                walk(value, target[key], path + [key])
+            elif isinstance(value, str) and len(path) > 0:
+                types = _schema_types(path + [key])
+                if "null" in types and yaml.safe_load(value) is None:  # `null`, `~`: None even beside strings
+                    target[key] = None
+                elif types and "string" not in types:
+                    parsed = yaml.safe_load(value)
+                    kinds = {bool: "boolean", int: "integer", float: "number", type(None): "null"}
+                    kind = kinds.get(type(parsed))
+                    if kind in types or (kind == "integer" and "number" in types):
+                        target[key] = parsed
+
+    walk(overrides or {}, config, [])
 
 
 def _check_renamed(config: dict, source: str) -> None:
