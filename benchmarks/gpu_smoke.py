@@ -123,7 +123,7 @@ def main() -> None:
         df = pd.read_csv(run / "metrics.csv")
         report[f"train_{method}_last"] = df.iloc[-1][["step", "reward_mean", "sr_mse", "sv_f1", "step_time"]].to_dict()
 
-    from laser.analysis import Run, all_tables
+    from laser.tables import Run, all_tables
     from laser.figures import all_figures
     from laser.generation import load_tokenizer
     from laser.io import write_jsonl

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from laser.analysis import all_tables, load_run
+from laser.tables import all_tables, load_run
 from laser.figures import all_figures
 from laser.io import read_jsonl, write_json, write_jsonl
 from laser.tables import prompts_table, write_table

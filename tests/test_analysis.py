@@ -9,7 +9,7 @@ import pytest
 
 from fake_results import BENCHES, METHODS, write_fake_results
 from laser import metrics
-from laser.analysis import load_run
+from laser.tables import load_run
 from laser.io import InputError, read_jsonl
 
 
@@ -92,7 +92,7 @@ def test_unscored_or_misaligned_files_are_errors(results, tmp_path):
 
 
 def test_empty_benchmark_gives_nan_rows_not_a_crash(tmp_path):
-    from laser.analysis import Run, main_table, scaling_table
+    from laser.tables import Run, main_table, scaling_table
 
     run = Run("m", "laser", "empty", [], {"last_token": []})
     main = main_table([run])
@@ -102,7 +102,7 @@ def test_empty_benchmark_gives_nan_rows_not_a_crash(tmp_path):
 
 
 def _run(benchmark, acc, scores, method="laser", score="r_s"):
-    from laser.analysis import Run
+    from laser.tables import Run
 
     recs = [{"id": f"{benchmark}-{i}", "pred_answers": ["1"] * len(a), "acc_list": a, "responses": ["x"] * len(a)}
             for i, a in enumerate(acc)]
@@ -112,7 +112,7 @@ def _run(benchmark, acc, scores, method="laser", score="r_s"):
 def test_benchmark_with_an_empty_class_has_f1_zero_and_counts_in_the_average():
     """Official definition: every solution correct -> false_acc 0 -> F1 0, and the averages over
     benchmarks include that 0 (they skipped a NaN before, which gave 1.0 here)."""
-    from laser.analysis import ablations_table, main_table, table1
+    from laser.tables import ablations_table, main_table, table1
 
     runs = [_run("mixed", [[True, False]], [[0.9, 0.1]]),   # judged perfectly: F1 1
             _run("solved", [[True, True]], [[0.9, 0.8]])]   # all correct, all judged correct: F1 0
@@ -127,7 +127,7 @@ def test_benchmark_with_an_empty_class_has_f1_zero_and_counts_in_the_average():
 
 def test_score_column_names_what_each_judge_scores_by(tmp_path, results):
     """The SFT ablation is judged by p(z_c) (metadata `scoring.score`); the tables say so."""
-    from laser.analysis import ablations_table, main_table, table1
+    from laser.tables import ablations_table, main_table, table1
     from laser.io import write_json
 
     for method in ("laser", "laser_sft"):

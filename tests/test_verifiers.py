@@ -7,7 +7,7 @@ import re
 import pytest
 import torch
 
-from laser import analysis
+from laser import tables as analysis_tables
 from laser.config import ConfigError, load_schema, validate
 from laser.verifiers import _probability, aggregate, render, verify
 from tiny_verifiers import STEP, save_verifier
@@ -157,9 +157,9 @@ def test_tables_carry_the_verifiers(tmp_path):
     for name, rows in (("oracle", oracle), ("yes", yes)):
         paths[name] = tmp_path / "verifiers" / name / "tiny" / "laser" / "easy.jsonl"
         write_jsonl(paths[name], rows)
-    run = analysis.load_run(gen, verifier_paths=paths)
+    run = analysis_tables.load_run(gen, verifier_paths=paths)
     assert list(run.judges) == ["last_token", "oracle", "yes"]
-    tables = analysis.all_tables([run], [])
+    tables = analysis_tables.all_tables([run], [])
     v = tables["verifiers"].set_index(["benchmark", "judge"])
     assert v.loc[("easy", "oracle"), "f1_filtered"] == 1.0
     assert v.loc[("easy", "yes"), "false_acc"] == 0.0 and v.loc[("easy", "yes"), "f1_filtered"] == 0.0
@@ -169,8 +169,8 @@ def test_tables_carry_the_verifiers(tmp_path):
 
     bad = tmp_path / "bad.jsonl"
     write_jsonl(bad, [{**o, "verifier_scores": o["verifier_scores"][:-1]} for o in oracle])
-    with pytest.raises(analysis.InputError, match=r"bad.jsonl, line 1: \d+ verifier_scores for \d+ responses"):
-        analysis.load_run(gen, verifier_paths={"oracle": bad})
+    with pytest.raises(analysis_tables.InputError, match=r"bad.jsonl, line 1: \d+ verifier_scores for \d+ responses"):
+        analysis_tables.load_run(gen, verifier_paths={"oracle": bad})
 
 
 def test_no_verifier_gives_an_empty_table_with_its_columns(tmp_path):
@@ -180,5 +180,5 @@ def test_no_verifier_gives_an_empty_table_with_its_columns(tmp_path):
 
     gen = tmp_path / "generations" / "tiny" / "laser" / "easy.jsonl"
     write_jsonl(gen, records("easy", "laser", seed=0)[0])
-    v = analysis.all_tables([analysis.load_run(gen)], [])["verifiers"]
+    v = analysis_tables.all_tables([analysis_tables.load_run(gen)], [])["verifiers"]
     assert v.empty and "f1_filtered" in v.columns and "judge" in v.columns

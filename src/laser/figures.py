@@ -67,7 +67,7 @@ def scaling_figure(scaling: pd.DataFrame, stem, judge: str = "last_token"):
 def histogram_figure(runs, stem, judge: str = "last_token", bins: int = 30):
     """r_s (p(z_c) for the SFT ablation) of correct vs incorrect (boxed) solutions, per (model,
     method), benchmarks pooled."""
-    from .analysis import pooled_scores
+    from .tables import pooled_scores
 
     pooled = pooled_scores(runs, judge)
     kinds = {(run.model, run.method): run.score_of(judge) for run in runs}

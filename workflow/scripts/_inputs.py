@@ -4,7 +4,7 @@ from pathlib import Path
 
 
 def runs(snakemake):
-    from laser.analysis import load_run
+    from laser.tables import load_run
 
     judge = {Path(p).parts[-3:]: p for p in snakemake.input.judge}
     verifiers: dict = {}  # results/verifiers/{verifier}/{model}/{method}/{benchmark}.jsonl

@@ -6,7 +6,7 @@ from _bootstrap import setup
 
 config = setup(snakemake)
 import _inputs
-from laser.analysis import all_tables
+from laser.tables import all_tables
 from laser.tables import prompts_table, write_table
 
 tables = all_tables(_inputs.runs(snakemake), snakemake.input.calibration, threshold=config["scoring"]["threshold"],
