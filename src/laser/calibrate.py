@@ -21,11 +21,11 @@ def calibrate(model_dir: str, train: list[dict], *, n: int, z_c: str, gen_cfg: d
     zc_id = check_z_c(tok, z_c, "z_c")
     problems = random.Random(seed).sample(train, min(n, len(train)))
     if context is not None:
-        from .checks import ENGINE_EXTRA
+        from .prompts import request_length
         from .prompts import render_prompts
 
         fits = [p for p, ids in zip(problems, render_prompts(tok, problems)[1])
-                if len(ids) + max_tokens + ENGINE_EXTRA <= context]
+                if request_length(len(ids), max_tokens) <= context]
         if len(fits) < len(problems):
             print(f"calibration: left out {len(problems) - len(fits)} of {len(problems)} sampled prompts that "
                   f"cannot take training.max_completion_length = {max_tokens} tokens in the model's context of "

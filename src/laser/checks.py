@@ -23,10 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .config import ConfigError, calibrated_models, eval_suffix, prompt_settings, run_settings
+from .prompts import ENGINE_EXTRA
 
-# EOS, z_c and the one generated token after a response: what `generation.Engine` adds to a
-# prompt and its tokens (the re-prefill route scores prompt + response + EOS + z_c, then one token).
-ENGINE_EXTRA = 3
 BENCHMARK_FILE = "results/data/benchmarks/{}.jsonl"  # workflow/rules/data.smk
 # Synthetic problems generated at parse time at most (6,000 take about 50 ms); beyond, the jobs check.
 SYNTHETIC_AT_PARSE_TIME = 20_000

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from .grading import grade_response
 from .model import read_reference, resolve_base
-from .prompts import render_prompts
+from .prompts import render_prompts, request_length
 
 ROUTES = ("onetoken", "reprefill")
 
@@ -163,7 +163,8 @@ class Engine:
 
     def sample(self, prompt_ids, ns, cfg, *, zc_id=None, route="onetoken", seeds=None) -> list[list[Sample]]:
         """n_i samples of each prompt under the sampling settings `cfg` (temperature, max_tokens, ...)."""
-        too_long = [len(p) + cfg["max_tokens"] for p in prompt_ids if len(p) + cfg["max_tokens"] + 3 > self.max_model_len]
+        too_long = [len(p) + cfg["max_tokens"] for p in prompt_ids
+                    if request_length(len(p), cfg["max_tokens"]) > self.max_model_len]
         if too_long:
             raise ValueError(f"{len(too_long)} requests need up to {max(too_long)} tokens, over this engine's "
                              f"max_model_len {self.max_model_len}")
@@ -349,7 +350,7 @@ def sample(model_dir: str, records: list[dict], ns: list[int], cfg: dict, *, zc_
     if engine is not None:
         return texts, engine.sample(prompt_ids, ns, cfg, zc_id=zc_id, route=route, seeds=seeds)
     # + EOS, z_c and the one generated token
-    with Engine(model_dir, cfg, max(map(len, prompt_ids)) + cfg["max_tokens"] + 3, tokenizer=tok) as own:
+    with Engine(model_dir, cfg, request_length(max(map(len, prompt_ids)), cfg["max_tokens"]), tokenizer=tok) as own:
         return texts, own.sample(prompt_ids, ns, cfg, zc_id=zc_id, route=route, seeds=seeds)
 
 

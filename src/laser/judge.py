@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .grading import last_boxed
 from .metrics import boxed_slots, place
-from .prompts import judge_prompt
+from .prompts import judge_prompt, request_length
 
 VERDICTS = ("correct", "incorrect", "unparsable", "skipped")
 
@@ -37,7 +37,7 @@ def judge_context(tokenizer, problems: list[str], template: str, solution_tokens
 
     _, ids = render_prompts(tokenizer, [{"messages": [{"role": "user", "content": judge_prompt(template, p, "")}]}
                                         for p in problems])
-    return max(map(len, ids), default=0) + 3 * solution_tokens + max_tokens + 3
+    return request_length(max(map(len, ids), default=0) + 3 * solution_tokens, max_tokens)
 
 
 def judge(model_dir: str, records: list[dict], cfg: dict, judge_cfg: dict, *, tokenizer=None,

@@ -27,6 +27,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .prompts import request_length
+
 GIB = 2**30
 CUDA_CONTEXT = 1.0 * GIB  # CUDA context, cuBLAS workspaces, allocator slack of one process
 VLLM_SLEEPING = 1.0 * GIB  # what a sleeping vLLM engine keeps (CUDA graphs, its context)
@@ -278,7 +280,7 @@ def plan(config: dict) -> list[JobPlan]:
         if config["methods"]:
             out.append(_train_plan(config, name, shape, gpu, run_settings, world_size))
         gen_share = g["gpu_memory_utilization"] * gpu * GIB if gpu else None
-        max_len = config["training"]["max_prompt_length"] + g["max_tokens"] + 3
+        max_len = request_length(config["training"]["max_prompt_length"], g["max_tokens"])
         if gpu and g["backend"] == "vllm":
             fit = vllm_fit(shape, share_bytes=gen_share, max_len=max_len, tp=g["tensor_parallel_size"],
                            dtype_bytes=_dtype_bytes(g["dtype"]))
@@ -331,7 +333,7 @@ def _train_plan(config, name, shape, gpu, run_settings, world_size) -> JobPlan:
                      f"{'asleep' if t['vllm_enable_sleep_mode'] else 'awake'} during the update "
                      f"(peak rolling out {awake / GIB:.1f} GiB, updating {asleep / GIB:.1f} GiB)")
         if gpu:
-            max_len = t["max_prompt_length"] + t["max_completion_length"] + 3
+            max_len = request_length(t["max_prompt_length"], t["max_completion_length"])
             fit = vllm_fit(shape, share_bytes=share, max_len=max_len, tp=t["vllm_tensor_parallel_size"])
             if fit["full-length requests"] < 1:
                 job.problem = (f"vLLM's share (training.vllm_gpu_memory_utilization {t['vllm_gpu_memory_utilization']}"

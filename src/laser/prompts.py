@@ -10,6 +10,17 @@ from __future__ import annotations
 
 from .io import InputError
 
+# What the generation engine adds to a request beyond its prompt and response: EOS, z_c and the
+# one token generated after z_c (the re-prefill route scores prompt + response + EOS + z_c, then
+# one token). Every context check and every engine's max_model_len counts it.
+ENGINE_EXTRA = 3
+
+
+def request_length(prompt_tokens: int, response_tokens: int) -> int:
+    """Tokens one scored request can need: the prompt, a response of up to `response_tokens`, EOS,
+    z_c and the scored token."""
+    return prompt_tokens + response_tokens + ENGINE_EXTRA
+
 
 def build_messages(problem: str, suffix: str) -> list[dict]:
     return [{"role": "user", "content": problem + suffix}]

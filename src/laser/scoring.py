@@ -15,6 +15,7 @@ import sys
 
 from .generation import zc_logprobs_transformers  # noqa: F401  (re-exported)
 from .metrics import unflatten
+from .prompts import request_length
 
 # The last-token scores: `r_s` (the paper's, for models trained with the MSE loss) and `p_zc`
 # (the probability of z_c, for the SFT/BCE ablation: the official code trains it by cross-entropy
@@ -93,7 +94,7 @@ def score_file_records(records: list[dict], model_dir: str, *, z_c: str, backend
     if not prompts:
         logps = []
     elif backend == "vllm":
-        llm = vllm_engine(model_dir, cfg, max(len(p) + len(r) for p, r in zip(prompts, responses)) + 3,
+        llm = vllm_engine(model_dir, cfg, max(request_length(len(p), len(r)) for p, r in zip(prompts, responses)),
                           prefix_caching=route == "onetoken")
         try:
             logps = vllm_zc_logprobs(llm, prompts, responses, eos_id=tok.eos_token_id, zc_id=zc_id, route=route)

@@ -12,7 +12,7 @@ if __name__ == "__main__":
     from collections import Counter
 
     from laser.generation import Engine, generate, load_tokenizer, metadata, model_context
-    from laser.prompts import render_prompts
+    from laser.prompts import render_prompts, request_length
     from laser.judge import VERDICTS, judge, judge_context
     from laser.io import read_jsonl, write_json, write_jsonl
     from laser.checks import check_job
@@ -40,7 +40,8 @@ if __name__ == "__main__":
     route = config["scoring"]["route"]
     gen_cfg, judge_cfg = config["generation"], config["judge"]
     # one engine for sampling, z_c scoring and the prompted judge: the checkpoint is loaded once
-    need = max(len(p) for p in render_prompts(tok, [r for recs, _ in jobs.values() for r in recs])[1]) + gen_cfg["max_tokens"] + 3
+    longest = max(len(p) for p in render_prompts(tok, [r for recs, _ in jobs.values() for r in recs])[1])
+    need = request_length(longest, gen_cfg["max_tokens"])
     if judge_cfg["generative"]:
         problems = [r["problem"] for recs, _ in jobs.values() for r in recs]
         need = max(need, judge_context(tok, problems, judge_cfg["template"], gen_cfg["max_tokens"], judge_cfg["max_tokens"]))
