@@ -139,14 +139,6 @@ def _vllm(llm, tok, prompt_ids, ns, cfg, zc_id, route, seeds):
     return result
 
 
-def model_context(model_dir: str) -> int | None:
-    """The model's context length (``max_position_embeddings``), or None when it has none."""
-    from transformers import AutoConfig
-
-    cfg = AutoConfig.from_pretrained(resolve_base(model_dir))
-    return getattr(cfg.get_text_config(), "max_position_embeddings", None)
-
-
 class Engine:
     """One loaded model serving every request of a job (generation, z_c scoring, the prompted
     judge), so a checkpoint is loaded, and vLLM started, once per job. `max_model_len` bounds

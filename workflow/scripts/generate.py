@@ -11,11 +11,11 @@ if __name__ == "__main__":
     from laser.calibrate import resolve_c_ref
     from collections import Counter
 
-    from laser.generation import Engine, generate, load_tokenizer, metadata, model_context
+    from laser.checks import check_job, loaded_facts
+    from laser.generation import Engine, generate, load_tokenizer, metadata
     from laser.prompts import render_prompts, request_length
     from laser.judge import VERDICTS, judge, judge_context
     from laser.io import read_jsonl, write_json, write_jsonl
-    from laser.checks import check_job
     from laser.config import eval_suffix, run_settings, train_suffix
     from laser.data import eval_records
     from laser.scoring import add_self_rewarding_scores, score_file_records, score_kind
@@ -45,7 +45,7 @@ if __name__ == "__main__":
     if judge_cfg["generative"]:
         problems = [r["problem"] for recs, _ in jobs.values() for r in recs]
         need = max(need, judge_context(tok, problems, judge_cfg["template"], gen_cfg["max_tokens"], judge_cfg["max_tokens"]))
-    context = model_context(snakemake.input.model)
+    context = loaded_facts(snakemake.input.model).context
     with Engine(snakemake.input.model, gen_cfg, min(need, context or need), tokenizer=tok) as engine:
         outs = generate(snakemake.input.model, jobs, gen_cfg, zc_id=zc_id, route=route, engine=engine,
                         extraction=config["grading"]["extraction"])
