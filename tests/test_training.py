@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 import torch
+from transformers import TrainerCallback
 
 from conftest import ROOT
 from laser import data, prompts, tiny
@@ -27,6 +28,17 @@ def small_config():
 def train_records():
     return data.prepare({"source": "synthetic", "tiers": ["easy"], "n_problems": 32}, name="train", seed=0,
                         suffix="")
+
+
+class StopAfter(TrainerCallback):
+    """Kills the run after `steps` optimizer steps (a job killed mid-run)."""
+
+    def __init__(self, steps: int):
+        self.steps = steps
+
+    def on_step_end(self, args, state, control, **kw):
+        if state.global_step >= self.steps:
+            raise KeyboardInterrupt(f"simulated kill after step {state.global_step}")
 
 
 def _trainer(tiny_checkpoint, config, train_records, tmp_path, method="laser"):
@@ -176,7 +188,7 @@ def test_killed_run_resumes_to_the_same_weights(tiny_checkpoint, small_config, t
               calibration=None)
     train(small_config, out_dir=str(tmp_path / "a"), run_dir=str(tmp_path / "run_a"), **kw)
     with pytest.raises(KeyboardInterrupt):
-        train(small_config, out_dir=str(tmp_path / "b"), run_dir=str(tmp_path / "run_b"), stop_after=2, **kw)
+        train(small_config, out_dir=str(tmp_path / "b"), run_dir=str(tmp_path / "run_b"), callbacks=[StopAfter(2)], **kw)
     assert not (tmp_path / "b").exists()
     killed = _wandb_ids(tmp_path / "run_b")
     train(small_config, out_dir=str(tmp_path / "b"), run_dir=str(tmp_path / "run_b"), **kw)
@@ -197,7 +209,7 @@ def test_killed_run_resumes_to_the_same_weights(tiny_checkpoint, small_config, t
 
 
 def test_wandb_settings_take_the_standard_variables_first(small_config, monkeypatch, tmp_path):
-    from laser.train import wandb_settings
+    from laser.trainlog import wandb_settings
 
     for var in ("WANDB_MODE", "WANDB_PROJECT", "WANDB_ENTITY", "WANDB_DIR"):
         monkeypatch.delenv(var, raising=False)
@@ -218,7 +230,8 @@ def test_wandb_settings_take_the_standard_variables_first(small_config, monkeypa
 
 
 def test_wandb_run_id_lives_and_dies_with_the_checkpoints(tmp_path):
-    from laser.train import prepare_checkpoints, wandb_run_id
+    from laser.checkpoints import prepare_checkpoints
+    from laser.trainlog import wandb_run_id
 
     out = tmp_path / "checkpoints"
     prepare_checkpoints(out, {"seed": 0})
@@ -230,7 +243,7 @@ def test_wandb_run_id_lives_and_dies_with_the_checkpoints(tmp_path):
 
 
 def test_a_half_written_checkpoint_is_not_resumed(tmp_path, capsys):
-    from laser.train import prepare_checkpoints
+    from laser.checkpoints import prepare_checkpoints
 
     out = tmp_path / "checkpoints"
     assert prepare_checkpoints(out, {"seed": 0}) is None
@@ -266,7 +279,7 @@ def test_bad_training_config_fails_before_training(tiny_checkpoint, small_config
 
 def test_global_batch_does_not_grow_with_processes(small_config):
     """prompts_per_step is the global batch: TRL's per-device batch x processes x accumulation."""
-    from laser.train import per_device_batch
+    from laser.config import per_device_batch
 
     config = copy.deepcopy(small_config)
     config["training"].update(prompts_per_step=128, num_generations=8, gradient_accumulation_steps=1)
@@ -305,7 +318,7 @@ def test_zc_outside_vocabulary(tiny_checkpoint, small_config, train_records, tmp
 
 
 def test_launch_command(small_config):
-    from laser.train import launch_command
+    from laser.launch import launch_command
 
     config = copy.deepcopy(small_config)
     assert launch_command(config, "spec.json") is None  # one process: in this process
@@ -314,7 +327,7 @@ def test_launch_command(small_config):
     assert cmd[:2] == ["accelerate", "launch"] and "--multi_gpu" in cmd and "--cpu" not in cmd
     config["training"]["launcher"].update(num_processes=8, accelerate_config="config/accelerate/fsdp.yaml")
     cmd = launch_command(config, "spec.json")
-    assert cmd[:2] == ["accelerate", "launch"] and cmd[-4:] == ["-m", "laser.train", "--spec", "spec.json"]
+    assert cmd[:2] == ["accelerate", "launch"] and cmd[-4:] == ["-m", "laser.launch", "--spec", "spec.json"]
     assert cmd[cmd.index("--num_processes") + 1] == "8" and "--cpu" not in cmd and "--multi_gpu" not in cmd
     assert cmd[cmd.index("--config_file") + 1] == "config/accelerate/fsdp.yaml"
     config["training"]["launcher"].update(num_machines=2)
@@ -333,7 +346,7 @@ def test_two_processes_train_the_same_global_batch(warm_checkpoint, small_config
     one-process run of the same config, and its L_sr weights add up to the whole step's
     N_c + N_i over processes and micro-batches."""
     from laser.io import write_jsonl
-    from laser.train import run
+    from laser.launch import run
 
     for var in ("WANDB_MODE", "WANDB_DIR", "WANDB_RUN_ID"):
         monkeypatch.delenv(var, raising=False)  # the config's wandb section: offline
@@ -442,7 +455,8 @@ def test_a_new_commit_or_edited_local_files_of_a_pretrained_model_restart_traini
     from safetensors.torch import load_file, save_file
 
     from laser.model import make_base
-    from laser.train import FINGERPRINT_FILE, train
+    from laser.checkpoints import FINGERPRINT_FILE
+    from laser.train import train
 
     commit, other = "e" * 40, "f" * 40
     snapshot, _ = hub

@@ -269,7 +269,7 @@ def plan(config: dict) -> list[JobPlan]:
 
     out = []
     gpu = config.get("gpu_memory_gib")
-    t, g = config["training"], config["generation"]
+    g = config["generation"]
     for name, spec in config["models"].items():
         shape = model_shape(spec)
         if shape is None:

@@ -7,7 +7,7 @@ if __name__ == "__main__":
 
     config = setup(snakemake)
     from laser.checks import check_job
-    from laser.train import run
+    from laser.launch import run
 
     # before training: the model against the config and every benchmark it will be evaluated on
     check_job(config, snakemake.wildcards.model, snakemake.input.model)
