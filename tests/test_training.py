@@ -381,6 +381,40 @@ def test_two_processes_train_the_same_global_batch(warm_checkpoint, small_config
 
 
 @pytest.mark.slow
+def test_two_processes_make_the_same_update_as_one(warm_checkpoint, small_config, train_records, tmp_path,
+                                                   monkeypatch):
+    """1 and 2 processes train the same global batch, so they make the same update: with rollouts
+    made deterministic (top_p near 0 takes the most likely token, so no process's random stream
+    matters) and no weight decay, the weights after two optimizer steps of L_sr (from step 1) agree
+    between the runs up to float summation order, and they moved."""
+    from safetensors.torch import load_file
+
+    from laser.io import write_jsonl
+    from laser.launch import run
+
+    monkeypatch.setenv("WANDB_MODE", "disabled")
+    write_jsonl(tmp_path / "train.jsonl", train_records)
+    config = copy.deepcopy(small_config)
+    config["training"].update(max_steps=2, max_completion_length=40, gradient_accumulation_steps=2, top_p=1e-6,
+                              weight_decay=0.0, validation={"benchmark": None})
+    config["laser"].update(warmup_reasoning_steps=0, warmup_sr_steps=1)
+    weights = {}
+    for procs in (1, 2):
+        config["training"]["launcher"].update(num_processes=procs, main_process_port=29519)
+        run(config, model="tiny", method="laser", base_dir=str(warm_checkpoint), out_dir=str(tmp_path / f"out{procs}"),
+            run_dir=str(tmp_path / f"run{procs}"), train_path=str(tmp_path / "train.jsonl"), calibration=None)
+        weights[procs] = load_file(tmp_path / f"out{procs}" / "model.safetensors")
+        losses = pd.read_csv(tmp_path / f"run{procs}" / "metrics.csv")["sr_mse"]
+        assert (losses > 0).all(), procs  # L_sr trained at both steps
+    base = load_file(warm_checkpoint / "model.safetensors")
+    moved = max((weights[1][k] - base[k]).abs().max().item() for k in base)
+    apart = max((weights[1][k] - weights[2][k]).abs().max().item() for k in base)
+    print(f"largest update {moved:.3g}, largest difference between 1 and 2 processes {apart:.3g}")
+    assert moved > 1e-4
+    assert apart < 0.01 * moved
+
+
+@pytest.mark.slow
 def test_lr_1e6_updates_survive_bf16_compute(warm_checkpoint, small_config, train_records):
     """The GPU precision path (float32 master weights, bf16 autocast) run on CPU: one AdamW step at
     the paper's lr 1e-6 moves most weights; stored in bf16 the same step moves almost none."""
