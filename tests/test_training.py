@@ -385,8 +385,9 @@ def test_two_processes_make_the_same_update_as_one(warm_checkpoint, small_config
                                                    monkeypatch):
     """1 and 2 processes train the same global batch, so they make the same update: with rollouts
     made deterministic (top_p near 0 takes the most likely token, so no process's random stream
-    matters) and no weight decay, the weights after two optimizer steps of L_sr (from step 1) agree
-    between the runs up to float summation order, and they moved."""
+    matters) and no weight decay, the first step's gradient norm (torch's, over the all-reduced
+    gradient: a wrong normalisation by processes or micro-batches scales it) and the weights after
+    two optimizer steps of L_sr agree between the runs up to float summation order, and they moved."""
     from safetensors.torch import load_file
 
     from laser.io import write_jsonl
@@ -396,20 +397,24 @@ def test_two_processes_make_the_same_update_as_one(warm_checkpoint, small_config
     write_jsonl(tmp_path / "train.jsonl", train_records)
     config = copy.deepcopy(small_config)
     config["training"].update(max_steps=2, max_completion_length=40, gradient_accumulation_steps=2, top_p=1e-6,
-                              weight_decay=0.0, validation={"benchmark": None})
+                              weight_decay=0.0)
+    config["training"]["validation"]["benchmark"] = None
     config["laser"].update(warmup_reasoning_steps=0, warmup_sr_steps=1)
-    weights = {}
+    weights, grad_norms = {}, {}
     for procs in (1, 2):
         config["training"]["launcher"].update(num_processes=procs, main_process_port=29519)
         run(config, model="tiny", method="laser", base_dir=str(warm_checkpoint), out_dir=str(tmp_path / f"out{procs}"),
             run_dir=str(tmp_path / f"run{procs}"), train_path=str(tmp_path / "train.jsonl"), calibration=None)
         weights[procs] = load_file(tmp_path / f"out{procs}" / "model.safetensors")
-        losses = pd.read_csv(tmp_path / f"run{procs}" / "metrics.csv")["sr_mse"]
-        assert (losses > 0).all(), procs  # L_sr trained at both steps
+        metrics = pd.read_csv(tmp_path / f"run{procs}" / "metrics.csv")
+        assert (metrics["sr_mse"] > 0).all(), procs  # L_sr trained at both steps
+        grad_norms[procs] = metrics["grad_norm"].iloc[0]
     base = load_file(warm_checkpoint / "model.safetensors")
     moved = max((weights[1][k] - base[k]).abs().max().item() for k in base)
     apart = max((weights[1][k] - weights[2][k]).abs().max().item() for k in base)
-    print(f"largest update {moved:.3g}, largest difference between 1 and 2 processes {apart:.3g}")
+    print(f"step-1 gradient norm {grad_norms}; largest update {moved:.3g}, largest difference between 1 and "
+          f"2 processes {apart:.3g}")
+    assert grad_norms[1] > 0 and grad_norms[2] == pytest.approx(grad_norms[1], rel=1e-4)
     assert moved > 1e-4
     assert apart < 0.01 * moved
 
