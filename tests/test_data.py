@@ -274,7 +274,9 @@ def test_benchmarks_are_bare_and_prompts_follow_model_and_method():
     config["models"]["tiny"]["prompt"] = {"base_eval_suffix": "\nB"}
     train, benches = data.prepare_all(config)
     assert all("messages" not in r for recs in benches.values() for r in recs)
-    assert all(r["messages"] == [{"role": "user", "content": r["problem"] + " T"}] for r in train)
+    assert all("messages" not in r for r in train)  # bare problems: each job builds its own prompt
+    assert all(r["messages"] == [{"role": "user", "content": r["problem"] + " T"}]
+               for r in data.training_records(config, "tiny", train))
     bench = data.eval_records(config, "tiny", "laser", "arith_easy", benches["arith_easy"])
     base = data.eval_records(config, "tiny", "base", "arith_easy", benches["arith_easy"])
     assert bench[0]["messages"][0]["content"] == benches["arith_easy"][0]["problem"] + " E"

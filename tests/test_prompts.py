@@ -3,6 +3,7 @@ exactly the suffix it reads (so a prompt edit reruns the jobs it affects and no 
 
 import copy
 import re
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -125,11 +126,10 @@ def test_prompt_edits_rerun_exactly_the_jobs_that_read_them():
     assert edit(lambda c: c["prompt"].update(base_eval_suffix=None)) == {("generate", "tiny", "base")}
     per_model = edit(lambda c: c["models"]["tiny"].update(prompt={"base_eval_suffix": "\nB"}))
     assert per_model == {("generate", "tiny", "base")}
-    trained = {("prepare_data",), ("base_model", "tiny"), ("calibrate", "tiny"), ("train", "tiny", "grpo"),
-               ("train", "tiny", "laser")}
+    # the training prompt: the jobs that build it, not the data file (bare problems) nor generation
+    trained = {("base_model", "tiny"), ("calibrate", "tiny"), ("train", "tiny", "grpo"), ("train", "tiny", "laser")}
     assert edit(lambda c: c["prompt"].update(train_suffix=" T2")) == trained
-    # a per-model training suffix: that model's jobs, not the shared training file
-    assert edit(lambda c: c["models"]["tiny"].update(prompt={"train_suffix": " T2"})) == trained - {("prepare_data",)}
+    assert edit(lambda c: c["models"]["tiny"].update(prompt={"train_suffix": " T2"})) == trained
 
 
 def test_laser_knob_edits_rerun_laser_only_and_scoring_edits_every_scored_run():
@@ -183,3 +183,74 @@ def test_prompts_table_from_generation_metadata(tmp_path):
     write_json(old, {"instruction_suffix": " x"})
     with pytest.raises(InputError, match="no 'prompt' record.*rerun the generate rule"):
         prompts_table([old])
+
+
+def _small_run_config() -> dict:
+    """The embedded default cut to a minute of CPU: every rule, a handful of problems and steps."""
+    config = _default()
+    config["prompt"].update(eval_suffix=" E", base_eval_suffix="")  # three separate suffixes
+    config["train_data"]["n_problems"] = 64
+    for spec in config["benchmarks"].values():
+        spec.update(n_problems=4, n_samples=1)
+    config["models"]["tiny"]["sft"].update(max_steps=4, warmup_steps=0, verification_steps=0)
+    config["calibration"]["n_problems"] = 4
+    config["training"].update(max_steps=2, prompts_per_step=2, num_generations=2, max_completion_length=16,
+                              save_steps=1, validation={"benchmark": None})
+    config["laser"].update(warmup_sr_steps=0, c_ref={"source": "constant", "value": -10.0})  # no calibrate job
+    config["generation"].update(backend="transformers", max_tokens=16)
+    config["judge"].update(generative=False)
+    config["analysis"]["scaling_subsets"] = 2
+    return config
+
+
+def _jobs_to_rerun(cwd, config) -> set:
+    """Snakemake's own answer: the jobs a dry run of `config` plans after the finished run in `cwd`
+    (the run's record, tables, figures, job times and provenance left out: they follow any change)."""
+    import re
+    import subprocess
+    import sys
+
+    cfg = cwd / "edited.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    res = subprocess.run([snakemake, "-s", str(ROOT / "Snakefile"), "-d", str(cwd), "-n", "--configfile", str(cfg)],
+                         capture_output=True, text=True, cwd=cwd, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    jobs = set()
+    for rule, body in re.findall(r"^rule (\w+):\n((?:    .*\n)+)", res.stdout, flags=re.M):
+        wildcards = re.search(r"wildcards: (.*)", body)
+        values = tuple(v.split("=", 1)[1] for v in wildcards.group(1).split(", ")) if wildcards else ()
+        if rule not in ("all", "tables", "figures", "job_times", "provenance"):
+            jobs.add((rule, *values))
+    return jobs
+
+
+@pytest.mark.slow
+def test_snakemake_reruns_exactly_the_jobs_that_read_an_edited_prompt(tmp_path):
+    """A real run of every rule, then Snakemake's dry run after each prompt edit: the jobs that
+    read the edited prompt rerun, with what depends on their outputs, and no other (the data
+    files hold bare problems, so no prompt reruns prepare_data)."""
+    import subprocess
+    import sys
+
+    config = _small_run_config()
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump(config))
+    snakemake = str(Path(sys.executable).with_name("snakemake"))
+    res = subprocess.run([snakemake, "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path), "--cores", "2",
+                          "--configfile", str(cfg)], capture_output=True, text=True, cwd=tmp_path, timeout=900)
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert _jobs_to_rerun(tmp_path, config) == set()  # nothing to do after the run
+
+    def edit(fn):
+        c = copy.deepcopy(config)
+        fn(c)
+        return _jobs_to_rerun(tmp_path, c)
+
+    generate = {("generate", "tiny", m) for m in ("base", "grpo", "laser")}
+    assert edit(lambda c: c["prompt"].update(eval_suffix=" E2")) == generate - {("generate", "tiny", "base")}
+    assert edit(lambda c: c["models"]["tiny"].update(prompt={"base_eval_suffix": "\nB"})) == {
+        ("generate", "tiny", "base")}
+    # the training prompt: the SFT warm-up reads it, so the built model and all that starts from it
+    assert edit(lambda c: c["prompt"].update(train_suffix=" T2")) == {
+        ("base_model", "tiny"), ("train", "tiny", "grpo"), ("train", "tiny", "laser"), *generate}

@@ -2,10 +2,10 @@
 
 Each record: ``id``, ``problem``, ``answer`` (str), ``source``, plus every extra field of the
 input (kept so generations stay in the official LaSeR record format), and ``messages`` (the chat
-prompt) where it is fixed when the data is prepared: the dataset's own prompt (``messages_key``),
-or for the training set ``problem + prompt.train_suffix`` as one user message. Benchmarks keep
-the bare problem: their prompt depends on the model and method (``prompt.eval_suffix``,
-``base_eval_suffix``) and is built by `with_prompt` when a checkpoint is evaluated.
+prompt) only where the dataset brings its own (``messages_key``). Otherwise the prepared files
+hold the bare problem, and each job builds the prompt it reads (`laser.prompts.with_prompt`): the
+training jobs with the model's ``train_suffix`` (`training_records`), the generation jobs with
+the checkpoint's ``eval_suffix`` or ``base_eval_suffix`` (`eval_records`).
 Sources: the synthetic task (embedded default), local JSONL in the official format, or any
 dataset `datasets.load_dataset` can open (a hub name, or "json"/"parquet" with data_files).
 Field keys may be dotted paths into nested fields (verl parquet: ``reward_model.ground_truth``).
@@ -152,16 +152,16 @@ def benchmark_seed(seed: int, name: str) -> int:
 
 
 def prepare_all(config: dict) -> tuple[list[dict], dict[str, list[dict]]]:
-    """Training set (with ``messages`` under the global `prompt.train_suffix`, or the dataset's
-    own; none without `train_data`) and every benchmark (bare problems); synthetic training
+    """Training set (bare problems, or the dataset's own chat prompts; none without `train_data`)
+    and every benchmark (bare problems): each job builds the prompt it reads (`training_records`,
+    `eval_records`), so a prompt edit reruns those jobs and not this one. Synthetic training
     problems never repeat a test problem."""
     benches = {name: prepare(spec, name=name, seed=benchmark_seed(config["seed"], name))
                for name, spec in config["benchmarks"].items()}
     if "train_data" not in config:  # an evaluation-only config
         return [], benches
     held_out = {r["problem"] for recs in benches.values() for r in recs}
-    train = prepare(config["train_data"], name="train", seed=config["seed"],
-                    suffix=config["prompt"]["train_suffix"], exclude=held_out)
+    train = prepare(config["train_data"], name="train", seed=config["seed"], exclude=held_out)
     return train, benches
 
 
