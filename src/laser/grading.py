@@ -40,15 +40,21 @@ def last_boxed(text: str) -> str | None:
             return rest[:end] or None
         if not text.startswith("{", i):
             continue
-        depth = 0
-        for j in range(i, len(text)):
-            if text[j] == "{":
-                depth += 1
-            elif text[j] == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[i + 1:j]
-        return None  # unbalanced braces: no usable answer
+        j = _closing_brace(text, i)
+        return None if j is None else text[i + 1:j]  # unbalanced braces: no usable answer
+    return None
+
+
+def _closing_brace(text: str, start: int) -> int | None:
+    """Index of the `}` that brings the brace count, counted from `start`, back to 0."""
+    depth = 0
+    for j in range(start, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return j
     return None
 
 
@@ -68,16 +74,11 @@ def official_boxed(text: str) -> str | None:
         start = text.rfind("\\fbox")
         if start < 0:
             return None
-    depth = 0
-    for j in range(start, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                span = text[start:j + 1]
-                return span[len("\\boxed{"):-1] if span.startswith("\\boxed{") else None
-    return None
+    j = _closing_brace(text, start)
+    if j is None:
+        return None
+    span = text[start:j + 1]
+    return span[len("\\boxed{"):-1] if span.startswith("\\boxed{") else None
 
 
 EXTRACTIONS = ("lenient", "official")
