@@ -553,6 +553,9 @@ def main(argv: list[str] | None = None) -> None:
     checkpointing = [{"on": True, "off": False}[x] for x in a.checkpointing.split(",")]
     methods = a.methods.split(",")
     a.sequences = a.sequences or max(micro_batches)
+    if a.sequences < 2:
+        sys.exit("gpu_check: --sequences (default: the largest micro-batch) must be at least 2: GRPO's "
+                 "advantages need 2 completions of a prompt")
     bad = [m for m in micro_batches if a.sequences % m]
     if bad:
         sys.exit(f"gpu_check: --sequences {a.sequences} is not a multiple of micro-batch(es) {bad}")

@@ -11,10 +11,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-results/gpu_check}
 mkdir -p "$OUT"
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site
-fi
-export WANDB_MODE=disabled HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1 TRL_EXPERIMENTAL_SILENCE=1
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || true
+# shellcheck source=benchmarks/gpu_node.sh
+source benchmarks/gpu_node.sh
 python3 benchmarks/gpu_check.py --out "$OUT" "$@" 2>&1 | tee "$OUT/gpu_check.log"

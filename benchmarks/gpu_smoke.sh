@@ -6,13 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-results/gpu_smoke}
 mkdir -p "$OUT"
-if [ -d .whl ]; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site
-fi
-export WANDB_MODE=disabled HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-python3 -c "import torch, transformers, trl; print('torch', torch.__version__, 'transformers', transformers.__version__, 'trl', trl.__version__)"
+# shellcheck source=benchmarks/gpu_node.sh
+source benchmarks/gpu_node.sh
 python3 benchmarks/gpu_smoke.py "$OUT" "$@" 2>&1 | tee "$OUT/gpu_smoke.log"
 # Wheels (Python 3.12, manylinux x86_64) for a bare GPU image with torch + transformers:
 #   trl==1.16.0 math-verify==0.9.0 latex2sympy2_extended==1.11.0 antlr4-python3-runtime==4.13.2
