@@ -47,7 +47,7 @@ def main() -> None:
 
     from laser import data, tiny
     from laser.generation import load_tokenizer
-    from laser.prompts import render_prompts, request_length
+    from laser.prompts import render_prompts
 
     torch.manual_seed(0)
     problems = data.prepare({"source": "synthetic", "tiers": ["medium"], "n_problems": args.n}, name="bench", seed=0,
@@ -72,6 +72,7 @@ def main() -> None:
 
 def _vllm(path, tok, prompt_ids, zc, cfg, args):
     from laser.generation import close_engine, vllm_engine, vllm_sample, vllm_zc_logprobs
+    from laser.prompts import request_length
 
     llm = vllm_engine(path, cfg, request_length(max(map(len, prompt_ids)), max(args.lengths)))
     lines = []

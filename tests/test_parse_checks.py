@@ -3,7 +3,6 @@ for a built model, the tokenizer the workflow builds; for a local model, its con
 when Snakemake parses the workflow, in one line naming the key; what needs a hub model or the
 prepared data fails at the start of the first job that has them, in one line, not a traceback."""
 
-import copy
 import json
 import re
 import subprocess

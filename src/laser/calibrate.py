@@ -21,8 +21,7 @@ def calibrate(model_dir: str, train: list[dict], *, n: int, z_c: str, gen_cfg: d
     zc_id = check_z_c(tok, z_c, "z_c")
     problems = random.Random(seed).sample(train, min(n, len(train)))
     if context is not None:
-        from .prompts import request_length
-        from .prompts import render_prompts
+        from .prompts import render_prompts, request_length
 
         fits = [p for p, ids in zip(problems, render_prompts(tok, problems)[1])
                 if request_length(len(ids), max_tokens) <= context]

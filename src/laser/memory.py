@@ -27,6 +27,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .config import ConfigError, compute_bf16, load, per_device_batch, run_settings
 from .prompts import request_length
 
 GIB = 2**30
@@ -265,8 +266,6 @@ def _dtype_bytes(name: str) -> int:
 
 def plan(config: dict) -> list[JobPlan]:
     """One JobPlan per model and job kind (train: the largest of its methods; generate)."""
-    from .config import run_settings, world_size
-
     out = []
     gpu = config.get("gpu_memory_gib")
     g = config["generation"]
@@ -278,7 +277,7 @@ def plan(config: dict) -> list[JobPlan]:
                                f"one of laser.memory.KNOWN_SHAPES", ()))
             continue
         if config["methods"]:
-            out.append(_train_plan(config, name, shape, gpu, run_settings, world_size))
+            out.append(_train_plan(config, name, shape, gpu))
         gen_share = g["gpu_memory_utilization"] * gpu * GIB if gpu else None
         max_len = request_length(config["training"]["max_prompt_length"], g["max_tokens"])
         if gpu and g["backend"] == "vllm":
@@ -302,9 +301,7 @@ def plan(config: dict) -> list[JobPlan]:
     return out
 
 
-def _train_plan(config, name, shape, gpu, run_settings, world_size) -> JobPlan:
-    from .config import compute_bf16, per_device_batch
-
+def _train_plan(config, name, shape, gpu) -> JobPlan:
     t = config["training"]
     shard = sharding(config)
     bf16 = compute_bf16(config, cuda=bool(gpu))
@@ -358,8 +355,6 @@ def format_plan(jobs: list[JobPlan], gpu: float | None) -> str:
 
 def check(config: dict, source: str = "config") -> list[JobPlan]:
     """Refuse (ConfigError naming the keys) a config whose estimate exceeds its GPUs' memory."""
-    from .config import ConfigError
-
     jobs = plan(config)
     bad = [j for j in jobs if j.problem]
     if bad:
@@ -371,8 +366,6 @@ def check(config: dict, source: str = "config") -> list[JobPlan]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from .config import ConfigError, load
-
     ap = argparse.ArgumentParser(prog="python -m laser.memory", description=__doc__.split("\n\n")[0])
     ap.add_argument("--configfile", default="config/config.yaml")
     args = ap.parse_args(argv)
