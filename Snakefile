@@ -3,6 +3,7 @@
 # The work is done by the importable package in src/laser; rules and scripts stay thin.
 
 from pathlib import Path
+import os
 import sys
 
 from snakemake.utils import min_version
@@ -12,6 +13,7 @@ min_version("9.0")
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 import laser.checks
 import laser.config
+import laser.jobs
 import laser.memory
 
 
@@ -34,6 +36,10 @@ try:
 except ValueError as e:
     raise WorkflowError(str(e)) from None
 print(laser.memory.format_plan(MEMORY_PLAN, config["gpu_memory_gib"]), file=sys.stderr)
+# how training runs log (the wandb section) is no job's setting: the standard variables, which the
+# user's own (already set) win over; jobs inherit them, so that editing it reruns nothing
+for name, value in laser.jobs.wandb_environment(config).items():
+    os.environ.setdefault(name, value)
 
 report: "workflow/report/workflow.rst"
 

@@ -56,6 +56,7 @@ from transformers import TrainerCallback
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import laser.jobs  # noqa: E402
 
 # Llama-3.2-3B's config.json, which OctoThinker-3B-*-Base keeps (mid-trained from it)
 OCTOTHINKER_3B = dict(
@@ -212,31 +213,18 @@ class FirstStepMoved(TrainerCallback):
 
 def laser_args(config: dict, model_name: str, method: str, *, out_dir: str, micro_batch: int, sequences: int,
                completion_len: int, max_steps: int, checkpointing: bool, zc_id: int, c_ref: float, cuda: bool):
-    """LaserConfig as `laser.train.build_trainer` fills it from `config` (training section and the
-    model's laser settings), for this check's batch layout: one prompt group of `sequences`
-    completions per optimizer step, in micro-batches of `micro_batch`; warm-ups 0 (stage 3 from
-    step 1), no checkpoints, no logging integrations, no vLLM."""
-    from laser.config import compute_bf16, run_settings
-    from laser.train import LASER_ARGS
-    from laser.trainer import LaserConfig
+    """LaserConfig as the train job fills it (`laser.train.laser_config`), for this check's batch
+    layout: one prompt group of `sequences` completions per optimizer step, in micro-batches of
+    `micro_batch`; warm-ups 0 (stage 3 from step 1), no checkpoints, no logging integrations, no vLLM."""
+    from laser.train import laser_config
 
-    t, s = config["training"], run_settings(config, model_name, method)
-    kwargs = dict(
-        output_dir=out_dir, seed=config["seed"], data_seed=config["seed"], max_steps=max_steps,
-        learning_rate=t["learning_rate"], lr_scheduler_type="constant", weight_decay=t["weight_decay"],
-        max_grad_norm=t["max_grad_norm"], per_device_train_batch_size=micro_batch,
-        gradient_accumulation_steps=sequences // micro_batch, num_generations=sequences,
-        max_completion_length=completion_len, temperature=t["temperature"], top_p=t["top_p"], beta=t["kl_coef"],
-        epsilon=t["clip"], delta=t["dual_clip"], loss_type=t["loss_type"], scale_rewards="group",
-        mask_truncated_completions=False, use_vllm=False, logging_steps=1, save_strategy="no", report_to=[],
-        use_cpu=not cuda, bf16=compute_bf16(config, cuda), gradient_checkpointing=checkpointing,
-        dataloader_num_workers=0, disable_tqdm=True,
-        laser=s["laser"], zc_token_id=zc_id, beta_v=s["beta_v"], sr_loss_type=s["loss"], c_ref=c_ref,
-        c_ref_mode="constant", **{arg: s[key] for key, arg in LASER_ARGS.items() if key in s},
-    )
-    if s["laser"]:
-        kwargs.update(warmup_reasoning_steps=0, warmup_sr_steps=0)
-    return LaserConfig(**kwargs)
+    job = laser.jobs.train(config, model_name, method)
+    warmups = dict(warmup_reasoning_steps=0, warmup_sr_steps=0) if job["run"]["laser"] else {}
+    return laser_config(job, zc_id=zc_id, c_ref=c_ref, cuda=cuda, output_dir=out_dir, max_steps=max_steps,
+                        per_device_train_batch_size=micro_batch, gradient_accumulation_steps=sequences // micro_batch,
+                        num_generations=sequences, max_completion_length=completion_len, use_vllm=False,
+                        save_strategy="no", report_to=[], gradient_checkpointing=checkpointing, disable_tqdm=True,
+                        c_ref_mode="constant", **warmups)
 
 
 def make_trainer(args, model, tokenizer, rollout, callbacks):

@@ -20,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+import laser.jobs  # noqa: E402
 
 
 # One-token vs re-prefill: both routes compute log pi(z_c | x, y, EOS) from the same weights; they
@@ -77,7 +78,8 @@ def main() -> None:
 
     from laser.calibrate import calibrate
     from laser.config import load
-    from laser.data import eval_records, prepare_all
+    from laser.data import prepare_all
+    from laser.prompts import with_prompt
     from laser.generation import generate
     from laser.io import write_json
     from laser.metrics import accuracy
@@ -96,6 +98,7 @@ def main() -> None:
     t0 = time.time()
 
     train_recs, benches = prepare_all(config)
+    train_recs = with_prompt(train_recs, laser.jobs.train_prompt(config, "tiny"))  # as base_model and calibrate build it
     base = out / "models" / "tiny" / "base"
     t = time.time()
     make_base(config["models"]["tiny"], train_recs, base, seed=config["seed"], name="tiny",
@@ -114,7 +117,7 @@ def main() -> None:
     for method in ("grpo", "laser"):
         t = time.time()
         run = out / "train" / method
-        train(config, model="tiny", method=method, base_dir=str(base), out_dir=str(out / "models" / method),
+        train(laser.jobs.train(config, "tiny", method), base_dir=str(base), out_dir=str(out / "models" / method),
               run_dir=str(run), train_records=train_recs, calibration=str(out / "calibration.json"))
         report[f"train_{method}_seconds"] = round(time.time() - t, 1)
         models[method] = str(out / "models" / method)
@@ -147,7 +150,7 @@ def main() -> None:
     runs = []
     for method, path in models.items():
         # benchmark records hold the bare problem; each checkpoint's prompt comes from its eval suffix
-        jobs = {k: (eval_records(config, "tiny", method, k, v), config["benchmarks"][k]["n_samples"])
+        jobs = {k: (with_prompt(v, laser.jobs.eval_prompt(config, "tiny", method, k)), config["benchmarks"][k]["n_samples"])
                 for k, v in benches.items()}
         t = time.time()
         gens = generate(path, jobs, config["generation"], zc_id=zc_id, route="onetoken")

@@ -20,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+import laser.jobs  # noqa: E402
 
 
 def one_step_moved_fraction(config: dict, base_dir: str, train_records: list[dict], *,
@@ -35,7 +36,7 @@ def one_step_moved_fraction(config: dict, base_dir: str, train_records: list[dic
     config["laser"].update(warmup_reasoning_steps=0, warmup_sr_steps=0)
     config["methods"] = {"laser": {"laser": True}}
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = build_trainer(config, model=next(iter(config["models"])), method="laser", base_dir=base_dir,
+        trainer = build_trainer(laser.jobs.train(config, next(iter(config["models"])), "laser"), base_dir=base_dir,
                                 run_dir=tmp, train_records=train_records, calibration=None)
         trainer.args.report_to = []
         if store_bf16:

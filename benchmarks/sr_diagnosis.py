@@ -25,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+import laser.jobs  # noqa: E402
 
 BETAS = (0.1, 0.15, 0.2, 0.25, 0.3)
 VARIANTS = ((0.1, 1.0), (0.1, 2.0), (0.2, 1.0))  # (beta_v, alpha); 0.1 x 2 = 0.2 x 1
@@ -76,7 +77,7 @@ def variants(results: Path, config: dict, model: str, pairs) -> None:
                                    "c_ref": {"source": "constant", "value": c_ref}},
                "methods": {"laser": {"laser": True}}}
         with tempfile.TemporaryDirectory() as tmp:
-            train(cfg, model=model, method="laser", base_dir=str(results / "models" / model / "base"),
+            train(laser.jobs.train(cfg, model, "laser"), base_dir=str(results / "models" / model / "base"),
                   out_dir=f"{tmp}/model", run_dir=tmp, train_records=records, calibration=None)
             m = pd.read_csv(f"{tmp}/metrics.csv").tail(8).mean(numeric_only=True)
         print(f"{beta:<7}{alpha:<7}{m['rs_mean_correct']:>11.3f}{m['rs_mean_incorrect']:>13.3f}"

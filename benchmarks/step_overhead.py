@@ -17,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
+import laser.jobs  # noqa: E402
 
 
 def main() -> None:
@@ -43,7 +44,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for method in ("grpo", "laser"):
             run = Path(tmp) / method
-            train(config, model="tiny", method=method, base_dir=args.base, out_dir=str(run / "model"),
+            train(laser.jobs.train(config, "tiny", method), base_dir=args.base, out_dir=str(run / "model"),
                   run_dir=str(run), train_records=records, calibration=None)
             times = pd.read_csv(run / "metrics.csv")["step_time"].iloc[1:]  # first step warms up
             medians[method] = statistics.median(times)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from laser import data, prompts
+from laser import data, jobs, prompts
 from laser.io import InputError, read_jsonl
 
 SUFFIX = " Please reason step by step, and put your final answer within \\boxed{}."
@@ -217,9 +217,10 @@ def test_dataset_prompts_and_nested_answer_through_load_dataset(tmp_path, fmt):
     assert "prompt" not in recs[0] and recs[0]["data_source"] == "DeepMath-103K"
     assert recs[0]["reward_model"]["ground_truth"] == "1"  # other fields are kept
     # with_prompt keeps them too (and says so when they are missing)
-    assert prompts.with_prompt(recs, spec, " X") == recs
+    prompt = {"suffix": " X", "messages_key": spec["messages_key"]}
+    assert prompts.with_prompt(recs, prompt) == recs
     with pytest.raises(InputError, match="no 'messages'.*messages_key"):
-        prompts.with_prompt([{k: v for k, v in recs[0].items() if k != "messages"}], spec, "")
+        prompts.with_prompt([{k: v for k, v in recs[0].items() if k != "messages"}], prompt)
 
 
 def test_dataset_prompts_from_jsonl_and_a_problem_column(tmp_path):
@@ -276,14 +277,15 @@ def test_benchmarks_are_bare_and_prompts_follow_model_and_method():
     assert all("messages" not in r for recs in benches.values() for r in recs)
     assert all("messages" not in r for r in train)  # bare problems: each job builds its own prompt
     assert all(r["messages"] == [{"role": "user", "content": r["problem"] + " T"}]
-               for r in data.training_records(config, "tiny", train))
-    bench = data.eval_records(config, "tiny", "laser", "arith_easy", benches["arith_easy"])
-    base = data.eval_records(config, "tiny", "base", "arith_easy", benches["arith_easy"])
+               for r in prompts.with_prompt(train, jobs.train_prompt(config, "tiny")))
+    bench = prompts.with_prompt(benches["arith_easy"], jobs.eval_prompt(config, "tiny", "laser", "arith_easy"))
+    base = prompts.with_prompt(benches["arith_easy"], jobs.eval_prompt(config, "tiny", "base", "arith_easy"))
     assert bench[0]["messages"][0]["content"] == benches["arith_easy"][0]["problem"] + " E"
     assert base[0]["messages"][0]["content"] == benches["arith_easy"][0]["problem"] + "\nB"
     assert "messages" not in benches["arith_easy"][0]  # copies: the prepared records are untouched
     config["models"]["tiny"]["prompt"]["train_suffix"] = " T2"
-    assert data.training_records(config, "tiny", train)[0]["messages"][0]["content"] == train[0]["problem"] + " T2"
+    assert prompts.with_prompt(train, jobs.train_prompt(config, "tiny"))[0]["messages"][0]["content"] == \
+        train[0]["problem"] + " T2"
 
 
 def test_filter_overlong_counts_tokens_as_trl_does():

@@ -144,3 +144,61 @@ def test_greedy_gives_n_identical_scored_samples_on_both_backends(tiny_checkpoin
     for a, b in zip(*outs.values()):
         assert a["response_token_ids"] == b["response_token_ids"]
         assert a["zc_logprobs"] == pytest.approx(b["zc_logprobs"], abs=1e-4)
+
+
+def test_engine_scores_given_ids_like_the_backend_functions(tiny_checkpoint):
+    """Engine.zc_logprobs, the one scoring entry of an engine: the given ids, both routes, both
+    backends, equal to a plain transformers forward of prompt + response + EOS + z_c; a pair
+    longer than max_model_len (as prompts.request_length counts it) is refused."""
+    from laser import tiny
+    from laser.generation import ROUTES, Engine, load_model, load_tokenizer, zc_logprobs_transformers
+    from laser.prompts import request_length
+
+    path = str(tiny_checkpoint)
+    tok = load_tokenizer(path)
+    zc, user = tok.convert_tokens_to_ids(tiny.ZC), tok.convert_tokens_to_ids(tiny.USER)
+    _, pids = render_prompts(tok, [{"messages": [{"role": "user", "content": q}]} for q in ("1+1?", "What is 12*3?")])
+    enc = lambda s: tok(s, add_special_tokens=False).input_ids  # noqa: E731
+    prompts = [pids[0], pids[0], pids[1]]
+    responses = [enc("\\boxed{2}"), [], enc("36") + [user] + enc(" so \\boxed{36}")]  # ids text would not give
+    reference = zc_logprobs_transformers(load_model(path), prompts, responses, zc_id=zc, eos_id=tok.eos_token_id,
+                                         pad_id=tok.pad_token_id)
+    need = max(request_length(len(p), len(r)) for p, r in zip(prompts, responses))
+    got = {}
+    for backend in ("transformers", "vllm"):
+        with Engine(path, {**CFG, "backend": backend}, need, tokenizer=tok) as engine:
+            for route in ROUTES:
+                got[backend, route] = engine.zc_logprobs(prompts, responses, zc_id=zc, route=route)
+            assert engine.zc_logprobs([], [], zc_id=zc) == []
+            with pytest.raises(ValueError, match=rf"1 scored sequences need up to {need + 1} tokens, over this "
+                                                 rf"engine's max_model_len {need}"):
+                engine.zc_logprobs([pids[1] + [user]], responses[2:], zc_id=zc)
+            with pytest.raises(ValueError, match="unknown scoring route 'fast'"):
+                engine.zc_logprobs(prompts, responses, zc_id=zc, route="fast")
+    assert got["transformers", "onetoken"] == got["transformers", "reprefill"] == reference
+    assert got["vllm", "onetoken"] == pytest.approx(reference, abs=1e-3)
+    assert got["vllm", "reprefill"] == pytest.approx(reference, abs=1e-3)
+    assert len(set(reference)) == 3
+
+
+def test_engine_sample_scores_through_zc_logprobs(tiny_checkpoint, monkeypatch, problems):
+    """Sampling with a z_c id scores its samples' ids by Engine.zc_logprobs on every route but
+    transformers' one-token (one more step on generate's KV cache)."""
+    from laser.generation import Engine
+
+    calls = []
+    real = Engine.zc_logprobs
+
+    def spy(self, prompt_ids, response_ids, **kw):
+        calls.append((len(prompt_ids), kw["route"]))
+        return real(self, prompt_ids, response_ids, **kw)
+
+    monkeypatch.setattr(Engine, "zc_logprobs", spy)
+    recs, n = problems["b"]
+    onetoken = generate(str(tiny_checkpoint), {"b": (recs, n)}, CFG, zc_id=3)["b"]
+    assert calls == []
+    reprefill = generate(str(tiny_checkpoint), {"b": (recs, n)}, CFG, zc_id=3, route="reprefill")["b"]
+    assert calls == [(len(recs) * n, "reprefill")]
+    for a, b in zip(onetoken, reprefill):
+        assert a["response_token_ids"] == b["response_token_ids"]
+        assert a["zc_logprobs"] == pytest.approx(b["zc_logprobs"], abs=1e-4)

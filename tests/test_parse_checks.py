@@ -276,45 +276,49 @@ def _longest_math500_prompt(local_model, math500) -> int:
 
 
 def test_context_check_names_benchmark_lengths_and_keys(local_model, benchmarks_dir, tmp_path):
+    """The generate job's own check (a hub model's, known only once downloaded): its prompts on the
+    prepared benchmark, with the model's tokenizer."""
+    import laser.jobs
     from laser.checks import check_job
+    from laser.data import prepare
 
     math500 = benchmarks_dir / "math500" / "test.jsonl"
-    config = validate(_math500_config(local_model, math500, max_tokens=300))  # fits the context on its own
+    # validated only: the parse-time checks would stop it first (the next test)
+    config = _validate(_math500_config(local_model, math500, max_tokens=300))  # fits the context on its own
     config["prompt"]["eval_suffix"] = config["prompt"]["base_eval_suffix"] = ""
     longest = _longest_math500_prompt(local_model, math500)
     assert longest + 300 + 3 > 512
+    job = laser.jobs.generate(config, "local", "base")
+    records = prepare(config["benchmarks"]["math500"], name="math500", seed=0)
     with pytest.raises(ConfigError) as err:
-        check_job(config, "local", str(local_model), benchmark_files={"math500": str(math500)})
+        check_job(job, str(local_model), benchmarks={"math500": records})
     text = str(err.value)
     assert "\n" not in text
     assert text.startswith("config key 'generation.max_tokens': ") and "of 500 prompts of benchmark math500" in text
     assert f"the longest has {longest} tokens, + generation.max_tokens (300) + 3 = {longest + 303}" in text
     assert "model local's context of 512 tokens" in text and "leave those problems out of benchmarks.math500" in text
-    # no benchmark files yet (a pretrained model's base_model job): only what the model decides
-    assert check_job(config, "local", str(local_model), benchmark_files={}) == \
+    # the other jobs check their own requests: the model's numbers
+    assert check_job(laser.jobs.calibrate(config, "local"), str(local_model)) == \
         tiny.build_tokenizer().convert_tokens_to_ids(tiny.ZC)
 
 
-def test_built_model_is_checked_against_jsonl_benchmarks_before_its_warm_up(benchmarks_dir):
-    """A built model with a non-synthetic benchmark: its base_model job (after prepare_data) checks
-    the prepared file before the SFT warm-up; the synthetic ones were checked at parse time."""
-    from laser.checks import check_job
+def test_built_model_is_checked_against_jsonl_benchmarks_at_parse_time(benchmarks_dir):
+    """A built model with a local JSONL benchmark: both are known when the workflow is parsed."""
+    from laser.checks import preflight
 
     config = _default()
     config["benchmarks"]["math500"] = {"source": "jsonl", "path": str(benchmarks_dir / "math500" / "test.jsonl"),
                                        "n_samples": 1}
-    config = validate(config)  # the jsonl benchmark is not read at parse time
-    files = {name: str(benchmarks_dir / "math500" / "test.jsonl") for name in ["math500"]}
-    with pytest.raises(ConfigError, match=r"^config key 'generation.max_tokens': \d+ of 500 prompts of benchmark "
-                                          r"math500 \(base prompt\) do not fit model tiny's context of 512 tokens"):
-        check_job(config, "tiny", benchmark_files=files)
-    assert check_job(config, "tiny", benchmark_files={}) == tiny.build_tokenizer().convert_tokens_to_ids(tiny.ZC)
+    with pytest.raises(ConfigError, match=r"^config: config key 'generation.max_tokens': \d+ of 500 prompts of "
+                                          r"benchmark math500 \(base prompt\) do not fit model tiny's context of 512"):
+        preflight(validate(config))
 
 
 @pytest.mark.slow
 def test_workflow_stops_before_training_when_math500_does_not_fit(local_model, benchmarks_dir, tmp_path):
-    """The user's report: every generate job died in vLLM after both methods had trained. Now the
-    first job that has the model and the prepared MATH500 stops, in one line, and nothing trains."""
+    """The user's report: every generate job died in vLLM after both methods had trained. A local
+    model and a local benchmark file are both known when the workflow is parsed: it stops then, in
+    one line, and no job runs."""
     math500 = benchmarks_dir / "math500" / "test.jsonl"
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump(_math500_config(local_model, math500, max_tokens=300)))
@@ -323,14 +327,9 @@ def test_workflow_stops_before_training_when_math500_does_not_fit(local_model, b
     res = _snakemake("--cores", "2", "--configfile", cfg, cwd=work, timeout=600)
     out = res.stdout + res.stderr
     assert res.returncode != 0, out[-3000:]
-    assert "error: config key 'generation.max_tokens': " in out and "prompts of benchmark math500" in out, out[-3000:]
-    assert (work / "results" / "models" / "local" / "base").is_dir()  # base_model ran (it cannot see the data)
-    assert not (work / "results" / "models" / "local" / "grpo").exists()
-    assert not (work / "results" / "models" / "local" / "laser").exists()
-    assert not list((work / "results").glob("generations/*/*/*.jsonl"))
-    logs = [p.read_text() for p in (work / "logs").rglob("*.log")]
-    failed = [log for log in logs if "error: config key 'generation.max_tokens'" in log]
-    assert failed and not any("Traceback" in log for log in failed)
+    assert "config: config key 'generation.max_tokens': " in out and "prompts of benchmark math500" in out, out[-3000:]
+    assert "Traceback" not in out
+    assert not (work / "results").exists()
 
 
 def test_calibration_leaves_out_prompts_that_do_not_fit(monkeypatch):

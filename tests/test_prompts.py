@@ -1,15 +1,16 @@
-"""Training and evaluation prompts: per model and method, recorded, and each job's `params` hold
-exactly the suffix it reads (so a prompt edit reruns the jobs it affects and no others)."""
+"""Training and evaluation prompts: per model and method, recorded, and each job's settings
+(`params.job`, laser.jobs) hold exactly the prompt it reads (so a prompt edit reruns the jobs it
+affects and no others)."""
 
 import copy
 import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 import yaml
 
 import laser.config
+import laser.jobs
 from conftest import ROOT
 from laser.config import ConfigError, eval_suffix, load, prompt_settings, train_suffix, validate
 
@@ -68,24 +69,11 @@ def test_bad_prompt_config_names_the_key(mutate, message):
         validate(config)
 
 
-# ---------------------------------------------------------------- the rules' params
-
-def _rule_params() -> dict[str, str]:
-    """`params:` block of every rule, as Python keyword arguments."""
-    out = {}
-    for f in (ROOT / "workflow" / "rules").glob("*.smk"):
-        for m in re.finditer(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)+)", f.read_text(), flags=re.M):
-            block = re.search(r"^    params:\n((?:        .*\n|\s*\n)+)", m.group(2), flags=re.M)
-            if block:
-                out[m.group(1)] = block.group(1)
-    return out
-
+# ---------------------------------------------------------------- the jobs' settings
 
 def _params(config: dict) -> dict[tuple, dict]:
-    """Every job's params under `config`, evaluated from the rule files with common.smk's `settings`."""
-    src = (ROOT / "workflow" / "rules" / "common.smk").read_text()
-    ns = {"config": config, "laser": laser}
-    exec(re.search(r"^def settings\(.*?(?=^\S)", src, flags=re.M | re.S).group(0), ns)
+    """Every job's `params.job` under `config`: what laser.jobs resolves for it (each rule passes
+    `job_settings("<rule>")`, workflow/rules/common.smk; the slow test below asks Snakemake itself)."""
     models, methods = list(config["models"]), ["base", *config["methods"]]
     jobs = {"prepare_data": [{}], "base_model": [{"model": m} for m in models],
             "calibrate": [{"model": m} for m in models],
@@ -94,14 +82,7 @@ def _params(config: dict) -> dict[tuple, dict]:
             "verify": [{"verifier": v, "model": m, "method": r} for v in config["verifiers"] for m in models
                        for r in laser.config.verifier_methods(config, v)],
             "tables": [{}], "figures": [{}]}
-    out = {}
-    for rule, block in _rule_params().items():
-        if rule not in jobs:  # job_times, provenance: the run's record, remade after any change by design
-            continue
-        params = eval("dict(" + block + ")", ns)
-        for wc in jobs[rule]:
-            out[(rule, *wc.values())] = {k: v(SimpleNamespace(**wc)) if callable(v) else v for k, v in params.items()}
-    return out
+    return {(rule, *wc.values()): getattr(laser.jobs, rule)(config, **wc) for rule, wcs in jobs.items() for wc in wcs}
 
 
 def _rerun(before: dict, after: dict) -> set:
@@ -126,8 +107,10 @@ def test_prompt_edits_rerun_exactly_the_jobs_that_read_them():
     assert edit(lambda c: c["prompt"].update(base_eval_suffix=None)) == {("generate", "tiny", "base")}
     per_model = edit(lambda c: c["models"]["tiny"].update(prompt={"base_eval_suffix": "\nB"}))
     assert per_model == {("generate", "tiny", "base")}
-    # the training prompt: the jobs that build it, not the data file (bare problems) nor generation
-    trained = {("base_model", "tiny"), ("calibrate", "tiny"), ("train", "tiny", "grpo"), ("train", "tiny", "laser")}
+    # the training prompt: the jobs that build it, not the data file (bare problems); the generate
+    # jobs record it beside their (retrained) checkpoints' generations
+    trained = {("base_model", "tiny"), ("calibrate", "tiny"), ("train", "tiny", "grpo"), ("train", "tiny", "laser"),
+               ("generate", "tiny", "base"), ("generate", "tiny", "grpo"), ("generate", "tiny", "laser")}
     assert edit(lambda c: c["prompt"].update(train_suffix=" T2")) == trained
     assert edit(lambda c: c["models"]["tiny"].update(prompt={"train_suffix": " T2"})) == trained
 

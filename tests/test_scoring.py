@@ -8,9 +8,10 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from laser import data
+from laser import data, tiny
 from laser.config import run_settings
 from laser.generation import generate, load_model, load_tokenizer
+from laser.io import InputError
 from laser.prompts import render_prompts
 from laser.scoring import add_self_rewarding_scores, main, score_kind, token_ids_of, zc_logprobs_transformers
 
@@ -43,17 +44,18 @@ def test_p_zc_scores_for_the_sft_ablation():
 
 
 def test_generate_settings_pick_p_zc_for_loss_sft():
-    """generate.py scores with score_kind(run_settings(config, model, method)) (the shipped configs
-    read as YAML; tests/test_config.py validates them)."""
-    config = yaml.safe_load((ROOT / "config" / "ablations.yaml").read_text())
-    kinds = {method: score_kind(run_settings(config, "tiny", method)) for method in ["base", *config["methods"]]}
+    """The generate job (laser.evaluate) scores with score_kind of its run settings (laser.jobs)."""
+    import laser.jobs
+    from laser.config import load
+
+    config = load(ROOT / "config" / "ablations.yaml")
+    kinds = {method: score_kind(laser.jobs.generate(config, "tiny", method)["run"])
+             for method in ["base", *config["methods"]]}
     assert kinds == {"base": "r_s", "grpo": "r_s", "laser": "r_s", "laser_no_swa": "r_s",
                      "laser_ref_forward": "r_s", "laser_sft": "p_zc"}
     paper = yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())
     assert {score_kind(run_settings(paper, m, "laser_sft")) for m in paper["models"]} == {"p_zc"}
     assert {score_kind(run_settings(paper, m, "laser")) for m in paper["models"]} == {"r_s"}
-    src = (ROOT / "workflow" / "scripts" / "generate.py").read_text()
-    assert "score_kind(settings)" in src and "score=score" in src
 
 
 def test_laser_score_command_p_zc_needs_no_c_ref(tmp_path, monkeypatch, capsys, tiny_checkpoint):
@@ -146,14 +148,94 @@ def test_every_route_equals_a_transformers_forward(warm_checkpoint, problems):
 
 def test_token_ids_prefer_recorded_ids_that_decode_to_the_text(tiny_checkpoint):
     tok = load_tokenizer(str(tiny_checkpoint))
-    good = tok("7 + 5 = \\boxed{12}", add_special_tokens=False).input_ids
-    recs = [{"prompt": "<|user|>q<|assistant|>", "responses": ["7 + 5 = \\boxed{12}", "abc"],
-             "response_token_ids": [good, [1, 2, 3]]},  # the second does not decode to "abc"
-            {"problem": "2+2?", "responses": ["4"]}]
+    enc = lambda s: tok(s, add_special_tokens=False).input_ids  # noqa: E731
+    good = enc("7 + 5 = \\boxed{12}")
+    # ids the text would not give, that decode to it: a special token (dropped by the decode
+    # generation uses), and "<|user|>" spelt out byte by byte
+    odd = enc("7 + 5") + [tok.convert_tokens_to_ids(tiny.USER)] + enc(" = \\boxed{12}")
+    spelt = [tok.convert_tokens_to_ids(c) for c in "<|user|>q"] + enc("<|assistant|>")
+    assert odd != good and spelt != enc("<|user|>q<|assistant|>")
+    recs = [{"prompt": "<|user|>q<|assistant|>", "responses": ["7 + 5 = \\boxed{12}", "abc", "7 + 5 = \\boxed{12}"],
+             "response_token_ids": [good, [1, 2, 3], odd]},  # the second does not decode to "abc"
+            {"problem": "2+2?", "responses": ["4"]},
+            {"prompt": "<|user|>q<|assistant|>", "prompt_token_ids": spelt, "responses": ["4"]},
+            {"prompt": "<|user|>q<|assistant|>", "prompt_token_ids": enc("<|user|>x<|assistant|>"), "responses": ["4"]},
+            {"prompt": "<|user|>q<|assistant|>", "prompt_token_ids": [len(tok) + 5], "responses": ["4"]}]
     prompts, responses = token_ids_of(recs, tok, suffix=" Box it.")
-    assert responses[0] == good and responses[1] == tok("abc", add_special_tokens=False).input_ids
-    assert tok.decode(prompts[0]) == "<|user|>q<|assistant|>"
-    assert tok.decode(prompts[2]) == "<|user|>2+2? Box it.<|assistant|>"
+    assert responses[0] == good and responses[1] == enc("abc") and responses[2] == odd
+    assert prompts[0] == enc("<|user|>q<|assistant|>")
+    assert tok.decode(prompts[3]) == "<|user|>2+2? Box it.<|assistant|>"
+    assert prompts[4] == spelt  # recorded prompt ids that decode to the prompt are kept
+    assert prompts[5] == prompts[6] == prompts[0]  # ids of another text, or of another tokenizer: the text's
+
+
+def test_score_file_records_scores_ids_through_an_engine(tiny_checkpoint, monkeypatch):
+    """laser-score's scoring: token_ids_of's ids (a record's own where they are this tokenizer's),
+    scored by Engine.zc_logprobs, equal to a plain forward of those ids."""
+    from laser.generation import Engine
+    from laser.scoring import score_file_records
+
+    path = str(tiny_checkpoint)
+    tok = load_tokenizer(path)
+    enc = lambda s: tok(s, add_special_tokens=False).input_ids  # noqa: E731
+    odd = enc("1") + [tok.convert_tokens_to_ids(tiny.USER)] + enc("+1 = \\boxed{2}")
+    recs = [{"problem": "1+1?", "responses": ["1+1 = \\boxed{2}", "3"], "response_token_ids": [odd, enc("3")]},
+            {"prompt": "<|user|>2+2?<|assistant|>", "responses": ["\\boxed{4}"]}]
+    calls = []
+    real = Engine.zc_logprobs
+
+    def spy(self, prompt_ids, response_ids, **kw):
+        calls.append((self.cfg["backend"], self.cfg["dtype"], kw["route"]))
+        return real(self, prompt_ids, response_ids, **kw)
+
+    monkeypatch.setattr(Engine, "zc_logprobs", spy)
+    score_file_records(recs, path, z_c=ZC, backend="transformers", suffix=" Box it.")
+    assert calls == [("transformers", "float32", "onetoken")]  # dtype auto: float32 on transformers
+    prompts, responses = token_ids_of(recs, tok, " Box it.")
+    assert responses[0] == odd
+    ref = zc_logprobs_transformers(load_model(path), prompts, responses, zc_id=tok.convert_tokens_to_ids(ZC),
+                                   eos_id=tok.eos_token_id, pad_id=tok.pad_token_id)
+    assert [x for r in recs for x in r["zc_logprobs"]] == ref
+    with pytest.raises(InputError, match="config key '--z-c'"):
+        score_file_records(recs, path, z_c="<|nope|>", backend="transformers")
+
+
+def test_reference_logprobs_score_the_recorded_ids(tiny_checkpoint):
+    """Reference-forward mode: the reference scores the prompt ids given and each record's
+    response_token_ids as they are, whatever the record's text would tokenize to."""
+    from laser.generation import ROUTES
+    from laser.scoring import reference_logprobs
+
+    path = str(tiny_checkpoint)
+    tok = load_tokenizer(path)
+    enc = lambda s: tok(s, add_special_tokens=False).input_ids  # noqa: E731
+    _, pids = render_prompts(tok, [{"messages": [{"role": "user", "content": q}]} for q in ("1+1?", "2+2?")])
+    odd = enc("2") + [tok.convert_tokens_to_ids(tiny.USER)]  # decodes to "2", which tokenizes to enc("2")
+    records = [{"id": "a", "prompt": "<|user|>something else<|assistant|>", "responses": ["2", "\\boxed{2}"],
+                "response_token_ids": [odd, enc("\\boxed{2}")]},
+               {"id": "b", "prompt": "<|user|>2+2?<|assistant|>", "responses": ["four"],
+                "response_token_ids": [enc("\\boxed{4}")]}]  # text and ids disagree: the ids count
+    before = json.loads(json.dumps(records))
+    zc = tok.convert_tokens_to_ids(ZC)
+    want = zc_logprobs_transformers(load_model(path), [pids[0], pids[0], pids[1]],
+                                    [odd, enc("\\boxed{2}"), enc("\\boxed{4}")], zc_id=zc,
+                                    eos_id=tok.eos_token_id, pad_id=tok.pad_token_id)
+    for route in ROUTES:
+        got = reference_logprobs(path, records, pids, z_c=ZC, gen_cfg={"dtype": "float32"}, backend="transformers",
+                                 route=route)
+        assert got == [want[:2], want[2:]]
+    # vLLM (laser-score's default backend), re-prefill without prefix caching
+    got = reference_logprobs(path, records, pids, z_c=ZC, gen_cfg={**CFG, "backend": "vllm"}, route="reprefill")
+    assert [x for g in got for x in g] == pytest.approx(want, abs=1e-3)
+    assert records == before  # the records are not changed
+    # what the text would have given differs (the test tells the ids from the text)
+    prompts, responses = token_ids_of(records, tok)
+    assert (prompts[0], responses[0]) != (pids[0], odd) and responses[2] != enc("\\boxed{4}")
+    text_based = zc_logprobs_transformers(load_model(path), prompts, responses, zc_id=zc, eos_id=tok.eos_token_id,
+                                          pad_id=tok.pad_token_id)
+    assert all(abs(a - b) > 1e-4 for a, b in zip(text_based, want))
+    with pytest.raises(ValueError, match="1 prompts for 2 records"):
+        reference_logprobs(path, records, pids[:1], z_c=ZC, backend="transformers")
 
 
 @pytest.mark.slow

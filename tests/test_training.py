@@ -1,6 +1,7 @@
 """The LaSeR trainer on TRL: z_c read from the same forward as TRL's log-probs, alignment with
 TRL's per-token tensors, short GRPO/LaSeR runs, resume, and bad input."""
 
+import laser.jobs
 import copy
 import json
 
@@ -45,7 +46,7 @@ def _trainer(tiny_checkpoint, config, train_records, tmp_path, method="laser"):
     """A LaserTrainer built exactly as laser.train builds it (no training)."""
     from laser.train import build_trainer
 
-    return build_trainer(config, model="tiny", method=method, base_dir=str(tiny_checkpoint),
+    return build_trainer(laser.jobs.train(config, "tiny", method), base_dir=str(tiny_checkpoint),
                          run_dir=str(tmp_path / "run"), train_records=train_records, calibration=None)
 
 
@@ -124,7 +125,7 @@ def test_short_grpo_and_laser_runs(tiny_checkpoint, small_config, train_records,
     val = data.prepare({"source": "synthetic", "tiers": ["easy"], "n_problems": 6}, name="arith_easy", seed=1)
     for method in ("grpo", "laser"):
         run = tmp_path / method
-        train(config, model="tiny", method=method, base_dir=str(tiny_checkpoint), out_dir=str(run / "model"),
+        train(laser.jobs.train(config, "tiny", method), base_dir=str(tiny_checkpoint), out_dir=str(run / "model"),
               run_dir=str(run), train_records=train_records, calibration=None, val_records=val)
         df = pd.read_csv(run / "metrics.csv")
         assert df["step"].tolist() == [1, 2, 3]
@@ -152,7 +153,7 @@ def test_ablations_train(tiny_checkpoint, small_config, train_records, tmp_path,
 
     config = copy.deepcopy(small_config)
     config["methods"]["ablation"] = overrides
-    train(config, model="tiny", method="ablation", base_dir=str(tiny_checkpoint), out_dir=str(tmp_path / "m"),
+    train(laser.jobs.train(config, "tiny", "ablation"), base_dir=str(tiny_checkpoint), out_dir=str(tmp_path / "m"),
           run_dir=str(tmp_path / "run"), train_records=train_records, calibration=None)
     df = pd.read_csv(tmp_path / "run" / "metrics.csv")
     assert df["sr_loss"].notna().sum() == 2
@@ -184,14 +185,14 @@ def test_killed_run_resumes_to_the_same_weights(tiny_checkpoint, small_config, t
 
     for var in ("WANDB_MODE", "WANDB_DIR", "WANDB_RUN_ID", "WANDB_RESUME"):
         monkeypatch.delenv(var, raising=False)  # the config's wandb section: offline
-    kw = dict(model="tiny", method="laser", base_dir=str(tiny_checkpoint), train_records=train_records,
-              calibration=None)
-    train(small_config, out_dir=str(tmp_path / "a"), run_dir=str(tmp_path / "run_a"), **kw)
+    job = laser.jobs.train(small_config, "tiny", "laser")
+    kw = dict(base_dir=str(tiny_checkpoint), train_records=train_records, calibration=None)
+    train(job, out_dir=str(tmp_path / "a"), run_dir=str(tmp_path / "run_a"), **kw)
     with pytest.raises(KeyboardInterrupt):
-        train(small_config, out_dir=str(tmp_path / "b"), run_dir=str(tmp_path / "run_b"), callbacks=[StopAfter(2)], **kw)
+        train(job, out_dir=str(tmp_path / "b"), run_dir=str(tmp_path / "run_b"), callbacks=[StopAfter(2)], **kw)
     assert not (tmp_path / "b").exists()
     killed = _wandb_ids(tmp_path / "run_b")
-    train(small_config, out_dir=str(tmp_path / "b"), run_dir=str(tmp_path / "run_b"), **kw)
+    train(job, out_dir=str(tmp_path / "b"), run_dir=str(tmp_path / "run_b"), **kw)
     a = load_file(tmp_path / "a" / "model.safetensors")
     b = load_file(tmp_path / "b" / "model.safetensors")
     for name in a:
@@ -204,29 +205,30 @@ def test_killed_run_resumes_to_the_same_weights(tiny_checkpoint, small_config, t
     assert _wandb_ids(tmp_path / "run_a") != killed  # another run directory, another run
     edited = copy.deepcopy(small_config)
     edited["laser"]["alpha"] = 3.0  # another run: retrained from step 0, under a new wandb run
-    train(edited, out_dir=str(tmp_path / "b"), run_dir=str(tmp_path / "run_b"), **kw)
+    train(laser.jobs.train(edited, "tiny", "laser"), out_dir=str(tmp_path / "b"), run_dir=str(tmp_path / "run_b"), **kw)
     assert len(set(_wandb_ids(tmp_path / "run_b")) - set(killed)) == 1
 
 
 def test_wandb_settings_take_the_standard_variables_first(small_config, monkeypatch, tmp_path):
+    """The wandb section reaches the jobs as the WANDB_* variables (the Snakefile sets the unset ones
+    from it), so that it is no job's setting; unset, the schema's defaults."""
+    from laser.jobs import wandb_environment
     from laser.trainlog import wandb_settings
 
     for var in ("WANDB_MODE", "WANDB_PROJECT", "WANDB_ENTITY", "WANDB_DIR"):
         monkeypatch.delenv(var, raising=False)
+    assert wandb_settings(tmp_path) == {"mode": "offline", "project": "laser", "entity": None, "dir": str(tmp_path)}
     config = copy.deepcopy(small_config)
-    assert wandb_settings(config, tmp_path) == {"mode": "offline", "project": "laser", "entity": None,
-                                                "dir": str(tmp_path)}
+    assert wandb_environment(config) == {"WANDB_MODE": "offline", "WANDB_PROJECT": "laser"}
     config["wandb"].update(mode="online", project="p", entity="team")
-    assert wandb_settings(config, tmp_path) == {"mode": "online", "project": "p", "entity": "team",
-                                                "dir": str(tmp_path)}
-    for var, value in (("WANDB_MODE", "offline"), ("WANDB_PROJECT", "q"), ("WANDB_ENTITY", "me"), ("WANDB_DIR", "/w")):
+    assert wandb_environment(config) == {"WANDB_MODE": "online", "WANDB_PROJECT": "p", "WANDB_ENTITY": "team"}
+    for var, value in wandb_environment(config).items():
         monkeypatch.setenv(var, value)
-    assert wandb_settings(config, tmp_path) == {"mode": "offline", "project": "q", "entity": "me", "dir": "/w"}
+    assert wandb_settings(tmp_path) == {"mode": "online", "project": "p", "entity": "team", "dir": str(tmp_path)}
+    monkeypatch.setenv("WANDB_DIR", "/w")
+    assert wandb_settings(tmp_path)["dir"] == "/w"
     monkeypatch.setenv("WANDB_MODE", "disabled")
-    assert wandb_settings(config, tmp_path) is None
-    monkeypatch.delenv("WANDB_MODE")
-    config["wandb"]["mode"] = "disabled"
-    assert wandb_settings(config, tmp_path) is None
+    assert wandb_settings(tmp_path) is None
 
 
 def test_wandb_run_id_lives_and_dies_with_the_checkpoints(tmp_path):
@@ -257,24 +259,25 @@ def test_a_half_written_checkpoint_is_not_resumed(tmp_path, capsys):
 
 
 def test_bad_training_config_fails_before_training(tiny_checkpoint, small_config, train_records, tmp_path):
-    from laser.train import check_training_config
+    """Made when Snakemake parses the workflow (laser.config.validate), before any job."""
+    from laser.config import ConfigError, check_training as check_training_config
 
     bad = copy.deepcopy(small_config)
     bad["laser"].update(warmup_reasoning_steps=2, warmup_sr_steps=5)
-    with pytest.raises(InputError, match=r"methods.laser': warm-ups w_r \+ w_sr = 7 \(model tiny\) are not shorter"):
-        check_training_config(bad, "tiny", "laser")
-    check_training_config(bad, "tiny", "grpo")  # GRPO has no warm-ups
+    with pytest.raises(ConfigError, match=r"methods.laser': warm-ups w_r \+ w_sr = 7 \(model tiny\) are not shorter"):
+        check_training_config(bad, "laser")
+    check_training_config(bad, "grpo")  # GRPO has no warm-ups
     bad = copy.deepcopy(small_config)
     bad["training"].update(gradient_accumulation_steps=3)
-    with pytest.raises(InputError, match=r"= 16 completions per optimizer step do not split evenly into "
+    with pytest.raises(ConfigError, match=r"= 16 completions per optimizer step do not split evenly into "
                                          r"'training.gradient_accumulation_steps' \(3\) x .* \(1\) micro-batches"):
-        check_training_config(bad, "tiny", "grpo")
+        check_training_config(bad, "grpo")
     bad["training"].update(gradient_accumulation_steps=4)
-    check_training_config(bad, "tiny", "grpo")
+    check_training_config(bad, "grpo")
     bad["training"]["launcher"].update(num_processes=2, num_machines=3)
-    with pytest.raises(InputError, match=r"\(4\) x 'training.launcher.num_processes' x 'training.launcher.num_machines' "
+    with pytest.raises(ConfigError, match=r"\(4\) x 'training.launcher.num_processes' x 'training.launcher.num_machines' "
                                          r"\(6\) micro-batches"):
-        check_training_config(bad, "tiny", "grpo")
+        check_training_config(bad, "grpo")
 
 
 def test_global_batch_does_not_grow_with_processes(small_config):
@@ -321,17 +324,17 @@ def test_launch_command(small_config):
     from laser.launch import launch_command
 
     config = copy.deepcopy(small_config)
-    assert launch_command(config, "spec.json") is None  # one process: in this process
+    assert launch_command(laser.jobs.train(config, "tiny", "laser"), "spec.json") is None  # one process: in this process
     config["training"]["launcher"].update(num_processes=2)
-    cmd = launch_command(config, "spec.json")  # plain multi-process: accelerate's multi-GPU launch, on CPU too
+    cmd = launch_command(laser.jobs.train(config, "tiny", "laser"), "spec.json")  # plain multi-process: accelerate's multi-GPU launch, on CPU too
     assert cmd[:2] == ["accelerate", "launch"] and "--multi_gpu" in cmd and "--cpu" not in cmd
     config["training"]["launcher"].update(num_processes=8, accelerate_config="config/accelerate/fsdp.yaml")
-    cmd = launch_command(config, "spec.json")
+    cmd = launch_command(laser.jobs.train(config, "tiny", "laser"), "spec.json")
     assert cmd[:2] == ["accelerate", "launch"] and cmd[-4:] == ["-m", "laser.launch", "--spec", "spec.json"]
     assert cmd[cmd.index("--num_processes") + 1] == "8" and "--cpu" not in cmd and "--multi_gpu" not in cmd
     assert cmd[cmd.index("--config_file") + 1] == "config/accelerate/fsdp.yaml"
     config["training"]["launcher"].update(num_machines=2)
-    cmd = launch_command(config, "spec.json")
+    cmd = launch_command(laser.jobs.train(config, "tiny", "laser"), "spec.json")
     assert cmd[:6] == ["srun", "--nodes", "2", "--ntasks-per-node", "1", "bash"]
     inner = cmd[-1]
     assert "--num_processes 16 --num_machines 2" in inner and '--machine_rank "$SLURM_NODEID"' in inner
@@ -357,7 +360,7 @@ def test_two_processes_train_the_same_global_batch(warm_checkpoint, small_config
     frames = {}
     for procs in (1, 2):
         config["training"]["launcher"].update(num_processes=procs, main_process_port=29517)
-        run(config, model="tiny", method="laser", base_dir=str(warm_checkpoint), out_dir=str(tmp_path / f"out{procs}"),
+        run(laser.jobs.train(config, "tiny", "laser"), base_dir=str(warm_checkpoint), out_dir=str(tmp_path / f"out{procs}"),
             run_dir=str(tmp_path / f"run{procs}"), train_path=str(tmp_path / "train.jsonl"), calibration=None)
         frames[procs] = pd.read_csv(tmp_path / f"run{procs}" / "metrics.csv")
         assert (tmp_path / f"out{procs}" / "model.safetensors").exists()
@@ -403,7 +406,7 @@ def test_two_processes_make_the_same_update_as_one(warm_checkpoint, small_config
     weights, grad_norms = {}, {}
     for procs in (1, 2):
         config["training"]["launcher"].update(num_processes=procs, main_process_port=29519)
-        run(config, model="tiny", method="laser", base_dir=str(warm_checkpoint), out_dir=str(tmp_path / f"out{procs}"),
+        run(laser.jobs.train(config, "tiny", "laser"), base_dir=str(warm_checkpoint), out_dir=str(tmp_path / f"out{procs}"),
             run_dir=str(tmp_path / f"run{procs}"), train_path=str(tmp_path / "train.jsonl"), calibration=None)
         weights[procs] = load_file(tmp_path / f"out{procs}" / "model.safetensors")
         metrics = pd.read_csv(tmp_path / f"run{procs}" / "metrics.csv")
@@ -451,10 +454,10 @@ def test_rerun_after_a_config_or_base_edit_starts_from_step_0(tiny_checkpoint, s
 
     base = tmp_path / "base"
     shutil.copytree(tiny_checkpoint, base)
-    kw = dict(model="tiny", method="laser", train_records=train_records, calibration=None)
+    kw = dict(train_records=train_records, calibration=None)
 
     def run(config, name, run_dir="run", base_dir=base):
-        train(config, base_dir=str(base_dir), out_dir=str(tmp_path / name), run_dir=str(tmp_path / run_dir), **kw)
+        train(laser.jobs.train(config, "tiny", "laser"), base_dir=str(base_dir), out_dir=str(tmp_path / name), run_dir=str(tmp_path / run_dir), **kw)
         return load_file(tmp_path / name / "model.safetensors")
 
     first = run(small_config, "first")
@@ -510,7 +513,7 @@ def test_a_new_commit_or_edited_local_files_of_a_pretrained_model_restart_traini
         if spec:  # rule base_model, rerun by a changed spec or --forcerun
             make_base({"source": "pretrained", "z_c": tiny.ZC, **spec}, [], base, seed=0, name="tiny")
         capsys.readouterr()
-        train(small_config, model="tiny", method="laser", base_dir=str(base), out_dir=str(tmp_path / "out"),
+        train(laser.jobs.train(small_config, "tiny", "laser"), base_dir=str(base), out_dir=str(tmp_path / "out"),
               run_dir=str(run), train_records=train_records, calibration=None)
         stamp = json.loads((run / "checkpoints" / FINGERPRINT_FILE).read_text())["base_checkpoint"]
         return capsys.readouterr().out, stamp
@@ -549,7 +552,7 @@ def test_paper_policy_loss_settings_reach_trl(tiny_checkpoint, small_config, tra
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(tiny_checkpoint)
-    lengths = sorted(prompts.prompt_length(tok, r["messages"]) for r in data.training_records(config, "tiny", train_records))
+    lengths = sorted(prompts.prompt_length(tok, r["messages"]) for r in prompts.with_prompt(train_records, laser.jobs.train_prompt(config, "tiny")))
     config["training"]["max_prompt_length"] = lengths[len(lengths) // 2]  # about half the prompts fit
     trainer = _trainer(tiny_checkpoint, config, train_records, tmp_path)
     a = trainer.args

@@ -26,6 +26,7 @@ import pytest
 import torch
 
 from conftest import ROOT
+from laser.jobs import train as train_job
 from laser import data, tiny
 from laser.config import load
 
@@ -71,7 +72,7 @@ def _build(warm, config, records, tmp_path, *, training=None, laser=None, method
     name = "laser"
     if method is not None:
         cfg["methods"]["ablation"], name = method, "ablation"
-    trainer = build_trainer(cfg, model="tiny", method=name, base_dir=str(warm), run_dir=str(tmp_path / "run"),
+    trainer = build_trainer(train_job(cfg, "tiny", name), base_dir=str(warm), run_dir=str(tmp_path / "run"),
                             train_records=records, calibration=None)
     trainer.reward_funcs = [_parity_reward]
     trainer.model.train()
@@ -469,7 +470,7 @@ def test_grading_settings_reach_the_training_reward(tiny_checkpoint, base_config
     for extraction, gate in (("lenient", False), ("official", False), ("official", True)):
         cfg = copy.deepcopy(base_config)
         cfg["grading"].update(extraction=extraction, format_gate=gate)
-        trainer = build_trainer(cfg, model="tiny", method="laser", base_dir=str(tiny_checkpoint),
+        trainer = build_trainer(train_job(cfg, "tiny", "laser"), base_dir=str(tiny_checkpoint),
                                 run_dir=str(tmp_path / f"{extraction}-{gate}"), train_records=records, calibration=None)
         got[extraction, gate] = trainer.reward_funcs[0](completions=completions, answer=["5"] * 4)
     assert got == {("lenient", False): [1.0, 1.0, 1.0, 1.0], ("official", False): [1.0, 0.0, 0.0, 1.0],

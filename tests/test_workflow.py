@@ -63,6 +63,11 @@ def test_bad_config_fails_before_any_job(tmp_path, mutate, message):
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["keep.txt"]
 
 
+def _write(path, config):
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
 def test_jsonl_benchmark_config_plans(tmp_path, benchmarks_dir):
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["benchmarks"] = {"aime24": {"source": "jsonl", "path": str(benchmarks_dir / "aime24" / "test.jsonl"),
@@ -70,8 +75,17 @@ def test_jsonl_benchmark_config_plans(tmp_path, benchmarks_dir):
     config["training"]["validation"]["benchmark"] = "aime24"
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump(config))
+    # a local file is read when the workflow is parsed: AIME prompts (up to 968 bytes, one token each)
+    # do not fit the tiny model's 512 tokens with generation.max_tokens
     res = _snakemake("-n", "--configfile", str(cfg), cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
+    assert res.returncode != 0 and "12 of 30 prompts of benchmark aime24 (base prompt) do not fit" in res.stdout
+    config["models"]["tiny"]["architecture"]["max_position_embeddings"] = 1280
+    res = _snakemake("-n", "--configfile", str(_write(cfg, config)), cwd=tmp_path)  # and it validates on AIME
+    assert res.returncode != 0 and "every validation prompt is longer than 128 tokens" in res.stdout
+    config["training"]["max_prompt_length"] = 1024
+    cfg.write_text(yaml.safe_dump(config))
+    res = _snakemake("-n", "--configfile", str(cfg), cwd=tmp_path)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr
     assert "results/generations/tiny/base/aime24.jsonl" in res.stdout + res.stderr
 
 
@@ -92,7 +106,7 @@ def test_paper_config_plans_the_whole_dag(tmp_path):
 
 
 def test_config_changes_rerun_the_jobs_that_read_them(tmp_path):
-    """Each job's config sections are its `params`: editing one reruns that job, not the others."""
+    """Each job's settings are its `params.job`: editing a key reruns the jobs that read it, not the others."""
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     config["train_data"]["n_problems"] = 30
     cfg = tmp_path / "c.yaml"
@@ -107,10 +121,11 @@ def test_config_changes_rerun_the_jobs_that_read_them(tmp_path):
     cfg.write_text(yaml.safe_dump(config))
     res = _snakemake(target, "-n", "--configfile", str(cfg), cwd=tmp_path)
     assert "rule prepare_data:" in res.stdout and "Params have changed" in res.stdout, res.stdout[-2000:]
-    # every rule that runs a script declares the config it reads
+    # every rule that runs a script passes its job's settings, resolved by laser.jobs (or none)
     rules = {m.group(1): m.group(2) for f in (ROOT / "workflow" / "rules").glob("*.smk")
              for m in re.finditer(r"^rule (\w+):\n((?:[ \t]+.*\n|\n)+)", f.read_text(), flags=re.M)}
-    assert {r for r, body in rules.items() if "script:" in body and "settings=" not in body} == set()
+    wired = {r for r, body in rules.items() if f'job=job_settings("{r}")' in body}
+    assert {r for r, body in rules.items() if "script:" in body} - wired == {"job_times"}  # it reads no config
 
 
 def test_config_overrides_apply_to_the_default_and_to_a_configfile(tmp_path):

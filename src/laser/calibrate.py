@@ -46,6 +46,23 @@ def calibrate(model_dir: str, train: list[dict], *, n: int, z_c: str, gen_cfg: d
             "min": min(logps), "max": max(logps)}
 
 
+def calibrate_job(job: dict, model_dir: str, train_path: str, out: str) -> dict:
+    """The calibrate job (its settings: `laser.jobs.calibrate`): the base model samples under the
+    training prompt, so that c_ref is the training-time constant; written to `out`."""
+    from .checks import check_job, loaded_facts
+    from .io import read_jsonl, write_json
+    from .prompts import with_prompt
+
+    check_job(job, model_dir)
+    result = calibrate(model_dir, with_prompt(read_jsonl(train_path), job["prompt"]), n=job["n_problems"],
+                       z_c=job["model"]["z_c"], gen_cfg=job["generation"], seed=job["seed"],
+                       max_tokens=job["max_tokens"], context=loaded_facts(model_dir).context)
+    write_json(out, result)
+    print(f"c_ref({job['model']['name']}) = {result['c_ref_mean']:.3f} +- {result['c_ref_std']:.3f} "
+          f"over {result['n']} solutions")
+    return result
+
+
 def resolve_c_ref(c_ref_spec: dict, calibration_path: str | None, *, model_dir: str, zc_id: int,
                   where: str) -> float | None:
     """The constant c_ref for training; None in reference-forward mode.

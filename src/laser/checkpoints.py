@@ -10,7 +10,7 @@ import json
 import shutil
 from pathlib import Path
 
-from .config import run_settings, world_size
+from .config import world_size
 from .io import write_text
 
 # What a run's checkpoints depend on. Keys that only say how it is run or saved are left out,
@@ -21,19 +21,18 @@ _NOT_IN_FINGERPRINT = ("save_steps", "save_total_limit")
 FINGERPRINT_FILE = "run_fingerprint.json"
 
 
-def run_fingerprint(config: dict, *, model: str, method: str, base_dir: str, train_records: list[dict],
-                    c_ref: float | None) -> dict:
-    """Everything that determines a training run's trajectory: its resolved settings, the base
-    checkpoint (a pretrained model's resolved hub commit or local files' digest, `laser.model.base_version`),
-    the training data (prompts included), the seed, the world size and c_ref."""
+def run_fingerprint(job: dict, *, base_dir: str, train_records: list[dict], c_ref: float | None) -> dict:
+    """Everything that determines a training run's trajectory: its resolved settings (the train job's,
+    `laser.jobs.train`), the base checkpoint (a pretrained model's resolved hub commit or local
+    files' digest, `laser.model.base_version`), the training data (prompts included), the seed, the
+    world size and c_ref."""
     from .model import base_version
 
-    t = {k: v for k, v in config["training"].items() if k not in _NOT_IN_FINGERPRINT}
-    t["launcher"] = {"world_size": world_size(config)}
+    t = {k: v for k, v in job["training"].items() if k not in _NOT_IN_FINGERPRINT}
+    t["launcher"] = {"world_size": world_size(job)}
     data = hashlib.sha256(json.dumps(train_records, sort_keys=True).encode()).hexdigest()
-    return {"seed": config["seed"], "settings": run_settings(config, model, method), "training": t,
-            "grading": config["grading"], "c_ref": c_ref, "base_checkpoint": base_version(base_dir),
-            "train_data": data}
+    return {"seed": job["seed"], "settings": job["run"], "training": t, "grading": job["grading"], "c_ref": c_ref,
+            "base_checkpoint": base_version(base_dir), "train_data": data}
 
 
 def prepare_checkpoints(out: Path, fingerprint: dict) -> str | None:

@@ -3,9 +3,9 @@
 Each record: ``id``, ``problem``, ``answer`` (str), ``source``, plus every extra field of the
 input (kept so generations stay in the official LaSeR record format), and ``messages`` (the chat
 prompt) only where the dataset brings its own (``messages_key``). Otherwise the prepared files
-hold the bare problem, and each job builds the prompt it reads (`laser.prompts.with_prompt`): the
-training jobs with the model's ``train_suffix`` (`training_records`), the generation jobs with
-the checkpoint's ``eval_suffix`` or ``base_eval_suffix`` (`eval_records`).
+hold the bare problem, and each job builds the prompt it reads (`laser.prompts.with_prompt`, with
+the job's resolved prompt, `laser.jobs`): the training jobs with the model's ``train_suffix``,
+the generation jobs with the checkpoint's ``eval_suffix`` or ``base_eval_suffix``.
 Sources: the synthetic task (embedded default), local JSONL in the official format, or any
 dataset `datasets.load_dataset` can open (a hub name, or "json"/"parquet" with data_files).
 Field keys may be dotted paths into nested fields (verl parquet: ``reward_model.ground_truth``).
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from . import tasks
 from .io import InputError, read_jsonl
-from .prompts import build_messages, with_prompt
+from .prompts import build_messages
 
 NORMALISED = ("id", "problem", "answer", "messages", "source")
 # The checkout this package runs from: the shipped data (data/benchmarks/) lives there.
@@ -151,35 +151,19 @@ def benchmark_seed(seed: int, name: str) -> int:
     return seed * 1_000_003 + zlib.crc32(name.encode())
 
 
-def prepare_all(config: dict) -> tuple[list[dict], dict[str, list[dict]]]:
+def prepare_all(job: dict) -> tuple[list[dict], dict[str, list[dict]]]:
     """Training set (bare problems, or the dataset's own chat prompts; none without `train_data`)
-    and every benchmark (bare problems): each job builds the prompt it reads (`training_records`,
-    `eval_records`), so a prompt edit reruns those jobs and not this one. Synthetic training
-    problems never repeat a test problem."""
-    benches = {name: prepare(spec, name=name, seed=benchmark_seed(config["seed"], name))
-               for name, spec in config["benchmarks"].items()}
-    if "train_data" not in config:  # an evaluation-only config
+    and every benchmark (bare problems), from the prepare_data job's settings (`laser.jobs`; the
+    config itself has the same keys): each later job builds the prompt it reads
+    (`laser.prompts.with_prompt`), so a prompt edit reruns those jobs and not this one. Synthetic
+    training problems never repeat a test problem."""
+    benches = {name: prepare(spec, name=name, seed=benchmark_seed(job["seed"], name))
+               for name, spec in job["benchmarks"].items()}
+    if job.get("train_data") is None:  # an evaluation-only config
         return [], benches
     held_out = {r["problem"] for recs in benches.values() for r in recs}
-    train = prepare(config["train_data"], name="train", seed=config["seed"], exclude=held_out)
+    train = prepare(job["train_data"], name="train", seed=job["seed"], exclude=held_out)
     return train, benches
-
-
-def training_records(config: dict, model: str, records: list[dict]) -> list[dict]:
-    """The training records as `model` trains on them (SFT warm-up, calibration, RL): the prompt
-    built with the model's `train_suffix` (`models.<model>.prompt` over `prompt`), or the
-    dataset's own chat prompts (`train_data.messages_key`)."""
-    from .config import prompt_settings
-
-    return with_prompt(records, config["train_data"], prompt_settings(config, model)["train_suffix"])
-
-
-def eval_records(config: dict, model: str, method: str, benchmark: str, records: list[dict]) -> list[dict]:
-    """A benchmark's records with the evaluation prompt of checkpoint (`model`, `method`):
-    `base_eval_suffix` for `base`, `eval_suffix` for the trained methods."""
-    from .config import eval_suffix
-
-    return with_prompt(records, config["benchmarks"][benchmark], eval_suffix(config, model, method))
 
 
 def check_sources(config: dict) -> None:

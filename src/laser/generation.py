@@ -14,6 +14,10 @@ Scoring routes (docs/paper.md, Where the official code is improved on), every se
   transformers runs one more decoding step on the generation's KV cache.
 - ``reprefill``: the official route, a full prefill of ``prompt + response + EOS + z_c``
   reading the last prompt log-prob (vLLM ``prompt_logprobs``; transformers a plain forward).
+
+`Engine` is the one object that samples, scores z_c and serves the prompted judge:
+`Engine.sample` for solutions (and their z_c log-probs), `Engine.zc_logprobs` for given
+(prompt ids, response ids) pairs (`scoring.zc_logprobs_of`: laser-score, the reference forward).
 """
 
 from __future__ import annotations
@@ -128,42 +132,70 @@ def _bar(desc: str):
     return lambda *args, **kwargs: tqdm(*args, **{**kwargs, "desc": desc})
 
 
-def _vllm(llm, tok, prompt_ids, ns, cfg, zc_id, route, seeds):
-    result = vllm_sample(llm, tok, prompt_ids, ns, cfg, seeds=seeds)
-    if zc_id is not None:
-        flat = [(p, s) for p, group in zip(prompt_ids, result) for s in group]
-        logps = vllm_zc_logprobs(llm, [p for p, _ in flat], [s.token_ids for _, s in flat],
-                                 eos_id=tok.eos_token_id, zc_id=zc_id, route=route)
-        for (_, s), lp in zip(flat, logps):
-            s.zc_logprob = lp
-    return result
-
-
 class Engine:
     """One loaded model serving every request of a job (generation, z_c scoring, the prompted
     judge), so a checkpoint is loaded, and vLLM started, once per job. `max_model_len` bounds
-    prompt + completion of every request (vLLM only)."""
+    every request as `prompts.request_length` counts it (prompt, response or completion, EOS,
+    z_c and the scored token); a request over it is refused on both backends, before the model
+    sees it. `prefix_caching`: vLLM's (the one-token route reuses the cached prefix)."""
 
-    def __init__(self, model_dir: str, cfg: dict, max_model_len: int, *, tokenizer=None):
+    def __init__(self, model_dir: str, cfg: dict, max_model_len: int, *, tokenizer=None,
+                 prefix_caching: bool = True):
         self.model_dir, self.cfg, self.max_model_len = model_dir, cfg, max_model_len
         self.tok = tokenizer or load_tokenizer(model_dir)
         self.llm = self.model = None
         if cfg["backend"] == "vllm":
-            self.llm = vllm_engine(model_dir, cfg, max_model_len)
+            self.llm = vllm_engine(model_dir, cfg, max_model_len, prefix_caching=prefix_caching)
         else:
             self.model = load_model(model_dir, cfg["dtype"])
 
+    def _check_fits(self, needs: list[int], what: str) -> None:
+        too_long = [n for n in needs if n > self.max_model_len]
+        if too_long:
+            raise ValueError(f"{len(too_long)} {what} need up to {max(too_long)} tokens, over this engine's "
+                             f"max_model_len {self.max_model_len}")
+
     def sample(self, prompt_ids, ns, cfg, *, zc_id=None, route="onetoken", seeds=None) -> list[list[Sample]]:
         """n_i samples of each prompt under the sampling settings `cfg` (temperature, max_tokens, ...)."""
-        too_long = [len(p) + cfg["max_tokens"] for p in prompt_ids
-                    if request_length(len(p), cfg["max_tokens"]) > self.max_model_len]
-        if too_long:
-            raise ValueError(f"{len(too_long)} requests need up to {max(too_long)} tokens, over this engine's "
-                             f"max_model_len {self.max_model_len}")
+        self._check_fits([request_length(len(p), cfg["max_tokens"]) for p in prompt_ids], "requests")
+        if route not in ROUTES:
+            raise ValueError(f"unknown scoring route {route!r}; choose one of {ROUTES}")
         seeds = seeds or [cfg["seed"] + i for i in range(len(prompt_ids))]
+        # transformers' one-token route is one more step on generate's KV cache (`_transformers`);
+        # every other route scores the sampled ids afterwards through `zc_logprobs`
+        on_cache = self.llm is None and route == "onetoken"
         if self.llm is not None:
-            return _vllm(self.llm, self.tok, prompt_ids, ns, cfg, zc_id, route, seeds)
-        return _transformers(self.model, self.tok, prompt_ids, ns, cfg, zc_id, route, seeds)
+            result = vllm_sample(self.llm, self.tok, prompt_ids, ns, cfg, seeds=seeds)
+        else:
+            result = _transformers(self.model, self.tok, prompt_ids, ns, cfg, zc_id if on_cache else None, route,
+                                   seeds)
+        if zc_id is not None and not on_cache:
+            flat = [(p, s) for p, group in zip(prompt_ids, result) for s in group]
+            logps = self.zc_logprobs([p for p, _ in flat], [s.token_ids for _, s in flat], zc_id=zc_id, route=route)
+            for (_, s), lp in zip(flat, logps):
+                s.zc_logprob = lp
+        return result
+
+    def zc_logprobs(self, prompt_ids: list[list[int]], response_ids: list[list[int]], *, zc_id: int,
+                    route: str = "onetoken") -> list[float]:
+        """log pi(z_c | prompt, response, EOS) of each given (prompt ids, response ids) pair, the
+        ids used as they are (no text in between). vLLM: `vllm_zc_logprobs` by `route`;
+        transformers: without a generation's KV cache both routes are one plain forward of
+        ``prompt + response + EOS + z_c`` (`zc_logprobs_transformers`)."""
+        if route not in ROUTES:
+            raise ValueError(f"unknown scoring route {route!r}; choose one of {ROUTES}")
+        if len(prompt_ids) != len(response_ids):
+            raise ValueError(f"{len(prompt_ids)} prompts for {len(response_ids)} responses")
+        if not prompt_ids:
+            return []
+        self._check_fits([request_length(len(p), len(r)) for p, r in zip(prompt_ids, response_ids)],
+                         "scored sequences")
+        eos_id = self.tok.eos_token_id
+        if self.llm is not None:
+            return vllm_zc_logprobs(self.llm, prompt_ids, response_ids, eos_id=eos_id, zc_id=zc_id, route=route)
+        pad = self.tok.pad_token_id if self.tok.pad_token_id is not None else eos_id
+        return zc_logprobs_transformers(self.model, prompt_ids, response_ids, zc_id=zc_id, eos_id=eos_id,
+                                        pad_id=pad, progress=True)
 
     def close(self) -> None:
         if self.llm is not None:
@@ -264,6 +296,8 @@ def zc_logprobs_transformers(model, prompt_ids: list[list[int]], response_ids: l
 
 
 def _transformers(model, tok, prompt_ids, ns, cfg, zc_id, route, seeds):
+    """transformers `generate` for `Engine.sample`; given `zc_id`, each sample is scored by one
+    more step on the KV cache (the one-token route; `route` is Engine.sample's, unused here)."""
     import torch
     from tqdm.auto import tqdm
 
@@ -297,7 +331,7 @@ def _transformers(model, tok, prompt_ids, ns, cfg, zc_id, route, seeds):
         if not sampled:
             mask = mask[::n]
         logps = None
-        if zc_id is not None and route == "onetoken":
+        if zc_id is not None:  # the one-token route on the KV cache (Engine.sample scores the re-prefill route)
             logps = zc_logprobs_on_cache(model, out.sequences, width, mask.repeat_interleave(n, dim=0),
                                          out.past_key_values, eos_id=eos_id, zc_id=zc_id)
         gen = out.sequences[:, width:].tolist()
@@ -309,12 +343,6 @@ def _transformers(model, tok, prompt_ids, ns, cfg, zc_id, route, seeds):
                 lp = logps[b * n + k] if logps is not None else None
                 samples.append(Sample(ids, tok.decode(ids, skip_special_tokens=True), finished, lp))
             result.append(samples)
-    if zc_id is not None and route == "reprefill":
-        flat = [(p, s) for p, group in zip(prompt_ids, result) for s in group]
-        logps = zc_logprobs_transformers(model, [p for p, _ in flat], [s.token_ids for _, s in flat],
-                                         zc_id=zc_id, eos_id=eos_id, pad_id=pad, progress=True)
-        for (_, s), lp in zip(flat, logps):
-            s.zc_logprob = lp
     return result
 
 

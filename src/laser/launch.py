@@ -8,9 +8,9 @@ import os
 from pathlib import Path
 
 from .config import world_size
-from .train import check_training_config, train
+from .train import train
 
-def launch_command(config: dict, spec_path: str) -> list[str] | None:
+def launch_command(job: dict, spec_path: str) -> list[str] | None:
     """The `accelerate launch` command that runs this training job on several processes or
     machines (training.launcher), or None to train in this process (one process, no
     accelerate config). Without an accelerate config, several processes are started as
@@ -18,8 +18,8 @@ def launch_command(config: dict, spec_path: str) -> list[str] | None:
     gives `MULTI_CPU` processes (gloo), because the trainer asks for the CPU. Multi-node jobs are
     started with one `srun` task per node inside the SLURM allocation; each task finds its rank
     and the main node from SLURM's variables."""
-    la = config["training"]["launcher"]
-    world = world_size(config)
+    la = job["training"]["launcher"]
+    world = world_size(job)
     if world == 1 and not la["accelerate_config"]:
         return None
     cmd = ["accelerate", "launch", "--num_processes", str(world),
@@ -40,24 +40,23 @@ def launch_command(config: dict, spec_path: str) -> list[str] | None:
     return ["srun", "--nodes", str(la["num_machines"]), "--ntasks-per-node", "1", "bash", "-c", inner]
 
 
-def run(config: dict, *, model: str, method: str, base_dir: str, out_dir: str, run_dir: str, train_path: str,
-        calibration: str | None, val_path: str | None = None) -> None:
-    """Train in this process, or through `accelerate launch` when the launcher asks for more."""
+def run(job: dict, *, base_dir: str, out_dir: str, run_dir: str, train_path: str, calibration: str | None,
+        val_path: str | None = None) -> None:
+    """The train job (its settings: `laser.jobs.train`): in this process, or through `accelerate
+    launch` when the launcher asks for more."""
     import subprocess
     import sys
 
     from .io import read_jsonl, write_json
 
-    check_training_config(config, model, method)  # before any process starts
-    spec = {"config": config, "model": model, "method": method, "base_dir": base_dir, "out_dir": out_dir,
-            "run_dir": run_dir, "train_path": train_path, "calibration": calibration, "val_path": val_path}
+    spec = {"job": job, "base_dir": base_dir, "out_dir": out_dir, "run_dir": run_dir, "train_path": train_path,
+            "calibration": calibration, "val_path": val_path}
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     spec_path = str(Path(run_dir) / "launch_spec.json")
-    cmd = launch_command(config, spec_path)
+    cmd = launch_command(job, spec_path)
     if cmd is None:
-        train(config, model=model, method=method, base_dir=base_dir, out_dir=out_dir, run_dir=run_dir,
-              train_records=read_jsonl(train_path), calibration=calibration,
-              val_records=read_jsonl(val_path) if val_path else None)
+        train(job, base_dir=base_dir, out_dir=out_dir, run_dir=run_dir, train_records=read_jsonl(train_path),
+              calibration=calibration, val_records=read_jsonl(val_path) if val_path else None)
         return
     write_json(spec_path, spec)
     print("launching:", " ".join(cmd), flush=True)
@@ -75,8 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m laser.launch")
     ap.add_argument("--spec", required=True, help="launch_spec.json written by laser.launch.run")
     spec = read_json(ap.parse_args(argv).spec)
-    train(spec["config"], model=spec["model"], method=spec["method"], base_dir=spec["base_dir"],
-          out_dir=spec["out_dir"], run_dir=spec["run_dir"], train_records=read_jsonl(spec["train_path"]),
+    train(spec["job"], base_dir=spec["base_dir"], out_dir=spec["out_dir"], run_dir=spec["run_dir"],
+          train_records=read_jsonl(spec["train_path"]),
           calibration=spec["calibration"], val_records=read_jsonl(spec["val_path"]) if spec.get("val_path") else None)
 
 

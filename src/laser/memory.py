@@ -108,14 +108,14 @@ def model_shape(spec: dict) -> Shape | None:
     elif spec["path"] in KNOWN_SHAPES:  # before the cache: no huggingface_hub import at parse time
         return KNOWN_SHAPES[spec["path"]]
     else:
-        found = _cached_config(spec["path"], spec.get("revision"))
+        found = cached_config(spec["path"], spec.get("revision"))
     try:
         return Shape.from_config(found) if found is not None else None
     except (KeyError, TypeError):  # not a decoder config the plan knows: planned as unknown
         return None
 
 
-def _cached_config(repo: str, revision: str | None) -> dict | None:
+def cached_config(repo: str, revision: str | None) -> dict | None:
     try:
         from huggingface_hub import try_to_load_from_cache
 

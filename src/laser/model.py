@@ -159,6 +159,17 @@ def _cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def base_model_job(job: dict, train_path: str | None, out: str | Path) -> None:
+    """The base_model job (its settings: `laser.jobs.base_model`): a built model is warmed up on the
+    training problems (`train_path`) under its training prompt; a pretrained one is referenced."""
+    from .io import read_jsonl
+    from .prompts import with_prompt
+
+    spec = job["model"]
+    train = with_prompt(read_jsonl(train_path), job["prompt"]) if spec["source"] == "build" else []
+    make_base(spec, train, out, seed=job["seed"], name=spec["name"], judge_template=job.get("judge_template"))
+
+
 def make_base(spec: dict, train: list[dict], out: str | Path, *, seed: int, name: str,
               judge_template: str | None = None) -> None:
     """Write the starting checkpoint (model + tokenizer) of one configured model, or for a pretrained

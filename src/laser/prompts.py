@@ -26,16 +26,17 @@ def build_messages(problem: str, suffix: str) -> list[dict]:
     return [{"role": "user", "content": problem + suffix}]
 
 
-def with_prompt(records: list[dict], spec: dict, suffix: str) -> list[dict]:
-    """`records` (copies) with the chat prompt ``messages`` = ``problem + suffix`` as one user
-    message; a dataset that brings its own prompts (`spec` has a `messages_key`) keeps them."""
-    if spec.get("messages_key"):
+def with_prompt(records: list[dict], prompt: dict) -> list[dict]:
+    """`records` (copies) with the chat prompt ``messages`` = ``problem + prompt["suffix"]`` as one
+    user message; a dataset that brings its own prompts (`prompt["messages_key"]`) keeps them.
+    `prompt`: a job's resolved prompt (`laser.jobs.train_prompt`, `eval_prompt`)."""
+    if prompt.get("messages_key"):
         missing = [r.get("id") for r in records if not r.get("messages")]
         if missing:
             raise InputError(f"records {missing[:5]} have no 'messages' although the dataset has messages_key "
-                             f"{spec['messages_key']!r}; rerun the prepare_data rule")
+                             f"{prompt['messages_key']!r}; rerun the prepare_data rule")
         return [dict(r) for r in records]
-    return [{**r, "messages": build_messages(r["problem"], suffix)} for r in records]
+    return [{**r, "messages": build_messages(r["problem"], prompt["suffix"])} for r in records]
 
 
 def judge_prompt(template: str, problem: str, solution: str) -> str:

@@ -14,19 +14,10 @@ from pathlib import Path
 from transformers.integrations import WandbCallback
 
 from .checkpoints import FINGERPRINT_FILE, checkpoint_state, prepare_checkpoints, run_fingerprint
-from .config import ConfigError, check_training, compute_bf16, per_device_batch, run_settings, world_size
+from .config import compute_bf16, per_device_batch, world_size
 from .grading import grade
 from .io import InputError, atomic_path
 from .trainlog import LaserWandb, MetricsCSV, finish_wandb, wandb_settings, write_metrics
-
-
-def check_training_config(config: dict, model: str, method: str) -> None:
-    """Clear errors before training starts (named config keys); the same check runs when
-    Snakemake parses the workflow (`laser.config.check_training`)."""
-    try:
-        check_training(config, method)
-    except ConfigError as e:
-        raise InputError(str(e)) from None
 
 
 # LaserConfig's names for the LaSeR training knobs of the `laser` settings
@@ -46,40 +37,18 @@ def accuracy_reward_fn(format_gate: bool, extraction: str = "lenient"):
     return accuracy
 
 
-def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_dir: str,
-                  train_records: list[dict], calibration: str | None, val_records: list[dict] | None = None):
-    """The configured LaserTrainer (GRPO when the method has laser: false), not yet trained.
-    `train_records` / `val_records` get the model's training prompt; prompts longer than
-    `training.max_prompt_length` tokens are dropped (counted in the log), as verl does."""
-    import torch
-    from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def laser_config(job: dict, *, zc_id: int, c_ref: float | None, cuda: bool, **overrides):
+    """TRL's and LaSeR's arguments (`LaserConfig`) of one train job (`laser.jobs.train`): the training
+    section and the run's LaSeR settings; `overrides` replace any of them (the run's output folder,
+    evaluation and logging, which `build_trainer` adds; a benchmark's batch layout)."""
+    from .trainer import LaserConfig
 
-    from .calibrate import resolve_c_ref
-    from .model import check_z_c, resolve_base
-    from .trainer import LaserConfig, LaserTrainer
-
-    check_training_config(config, model, method)
-    t, s = config["training"], run_settings(config, model, method)
-    weights = resolve_base(base_dir)  # base_dir itself, or the files a pretrained model's base/ references
-    tok = AutoTokenizer.from_pretrained(weights)
-    zc_id = check_z_c(tok, config["models"][model]["z_c"], f"models.{model}.z_c")
-    c_ref = resolve_c_ref(s["c_ref"], calibration, model_dir=base_dir, zc_id=zc_id, where=f"models.{model}")
-    train_records = _prompts_that_fit(config, model, tok, train_records, "training", config["train_data"])
-    val = t["validation"]
-    if val_records is not None:  # the paper validates with the training prompt
-        val_records = _prompts_that_fit(config, model, tok, val_records[:val["n_problems"]], "validation",
-                                        config["benchmarks"][val["benchmark"]])
-    run_dir = Path(run_dir)
-    wandb_cfg = wandb_settings(config, run_dir)
-    cuda = torch.cuda.is_available()
-    args = LaserConfig(
-        output_dir=str(run_dir / "checkpoints"),
-        run_name=f"{model}-{method}",
-        seed=config["seed"], data_seed=config["seed"],
+    t, s = job["training"], job["run"]
+    kwargs = dict(
+        seed=job["seed"], data_seed=job["seed"],
         max_steps=t["max_steps"], learning_rate=t["learning_rate"], lr_scheduler_type="constant",
         weight_decay=t["weight_decay"], max_grad_norm=t["max_grad_norm"],
-        per_device_train_batch_size=per_device_batch(config),
+        per_device_train_batch_size=per_device_batch(job),
         gradient_accumulation_steps=t["gradient_accumulation_steps"],
         num_generations=t["num_generations"], max_completion_length=t["max_completion_length"],
         temperature=t["temperature"], top_p=t["top_p"], beta=t["kl_coef"], epsilon=t["clip"],
@@ -88,10 +57,7 @@ def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_d
         vllm_importance_sampling_correction=t["vllm_importance_sampling_correction"],
         logging_steps=1, save_strategy="steps", save_steps=t["save_steps"], save_only_model=False,
         save_total_limit=t["save_total_limit"],
-        eval_strategy="steps" if val_records else "no", eval_steps=val["every"],
-        num_generations_eval=val["n_samples"], per_device_eval_batch_size=8 * val["n_samples"],
-        report_to=["wandb"] if wandb_cfg else [],
-        use_cpu=not cuda, bf16=compute_bf16(config, cuda), gradient_checkpointing=t["gradient_checkpointing"],
+        use_cpu=not cuda, bf16=compute_bf16(job, cuda), gradient_checkpointing=t["gradient_checkpointing"],
         vllm_gpu_memory_utilization=t["vllm_gpu_memory_utilization"],
         vllm_enable_sleep_mode=t["vllm_enable_sleep_mode"], vllm_tensor_parallel_size=t["vllm_tensor_parallel_size"],
         dataloader_num_workers=0, disable_tqdm=False,
@@ -99,8 +65,44 @@ def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_d
         c_ref=c_ref, c_ref_mode="reference" if s["c_ref"]["source"] == "reference" else "constant",
         **{arg: s[key] for key, arg in LASER_ARGS.items() if key in s},  # GRPO: unused, defaults
     )
-    if args.world_size != world_size(config):
-        raise InputError(f"config key 'training.launcher': {world_size(config)} training process(es) configured, "
+    return LaserConfig(**{**kwargs, **overrides})
+
+
+def build_trainer(job: dict, *, base_dir: str, run_dir: str, train_records: list[dict], calibration: str | None,
+                  val_records: list[dict] | None = None):
+    """The configured LaserTrainer (GRPO when the run has laser: false) of one train job (its
+    settings: `laser.jobs.train`), not yet trained. `train_records` / `val_records` (bare problems)
+    get the model's training prompt; prompts longer than `training.max_prompt_length` tokens are
+    dropped (counted in the log), as verl does."""
+    import torch
+    from datasets import Dataset
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from .calibrate import resolve_c_ref
+    from .model import check_z_c, resolve_base
+    from .trainer import LaserTrainer
+
+    model, method = job["model"]["name"], job["method"]
+    t, s = job["training"], job["run"]
+    weights = resolve_base(base_dir)  # base_dir itself, or the files a pretrained model's base/ references
+    tok = AutoTokenizer.from_pretrained(weights)
+    zc_id = check_z_c(tok, job["model"]["z_c"], f"models.{model}.z_c")
+    c_ref = resolve_c_ref(s["c_ref"], calibration, model_dir=base_dir, zc_id=zc_id, where=f"models.{model}")
+    limit = t["max_prompt_length"]
+    train_records = _prompts_that_fit(train_records, job["prompt"], tok, limit, "training")
+    val = t["validation"]
+    if val_records is not None:
+        val_records = _prompts_that_fit(val_records[:val["n_problems"]], job["validation_prompt"], tok, limit,
+                                        "validation")
+    run_dir = Path(run_dir)
+    wandb_cfg = wandb_settings(run_dir)
+    args = laser_config(
+        job, zc_id=zc_id, c_ref=c_ref, cuda=torch.cuda.is_available(), output_dir=str(run_dir / "checkpoints"),
+        run_name=f"{model}-{method}", eval_strategy="steps" if val_records else "no", eval_steps=val["every"],
+        num_generations_eval=val["n_samples"], per_device_eval_batch_size=8 * val["n_samples"],
+        report_to=["wandb"] if wandb_cfg else [])
+    if args.world_size != world_size(job):
+        raise InputError(f"config key 'training.launcher': {world_size(job)} training process(es) configured, "
                          f"but this job runs {args.world_size}; start it through `laser.launch.run`")
     # float32 master weights and optimizer state; bf16 only as autocast compute (args.bf16).
     # Weights stored in bf16 would round most lr-1e-6 AdamW updates away.
@@ -114,7 +116,7 @@ def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_d
 
     trainer = LaserTrainer(model=policy, args=args, train_dataset=rows(train_records), processing_class=tok,
                            eval_dataset=rows(val_records) if val_records else None,
-                           reward_funcs=[accuracy_reward_fn(config["grading"]["format_gate"], config["grading"]["extraction"])],
+                           reward_funcs=[accuracy_reward_fn(job["grading"]["format_gate"], job["grading"]["extraction"])],
                            args_laser_ref_model=ref,
                            callbacks=[MetricsCSV(run_dir / "metrics.csv", s["laser"])])
     if wandb_cfg:  # transformers' wandb callback, started as this run's wandb run
@@ -123,13 +125,11 @@ def build_trainer(config: dict, *, model: str, method: str, base_dir: str, run_d
     return trainer
 
 
-def _prompts_that_fit(config: dict, model: str, tok, records: list[dict], what: str, spec: dict) -> list[dict]:
-    """`records` with the model's training prompt (`spec`: their dataset's config), overlong ones dropped."""
-    from .config import prompt_settings
+def _prompts_that_fit(records: list[dict], prompt: dict, tok, limit: int, what: str) -> list[dict]:
+    """`records` with the model's training prompt, those over `limit` tokens dropped."""
     from .prompts import filter_overlong, with_prompt
 
-    limit = config["training"]["max_prompt_length"]
-    records = with_prompt(records, spec, prompt_settings(config, model)["train_suffix"])
+    records = with_prompt(records, prompt)
     kept, dropped = filter_overlong(records, tok, limit)
     if dropped:
         print(f"{what}: dropped {dropped} of {len(records)} prompts longer than training.max_prompt_length = "
@@ -139,22 +139,21 @@ def _prompts_that_fit(config: dict, model: str, tok, records: list[dict], what: 
     return kept
 
 
-def train(config: dict, *, model: str, method: str, base_dir: str, out_dir: str, run_dir: str,
-          train_records: list[dict], calibration: str | None, val_records: list[dict] | None = None,
-          callbacks: list | None = None) -> None:
-    """Train one method, resuming from the last checkpoint of the same run (`run_fingerprint`). Under
-    `accelerate launch` every process runs this; the checkpoint is gathered by all of them
-    (FSDP / ZeRO-3 need that) into a temporary folder that the main process moves into place.
-    `callbacks`: further TrainerCallbacks (a caller's own logging or stopping rule)."""
+def train(job: dict, *, base_dir: str, out_dir: str, run_dir: str, train_records: list[dict],
+          calibration: str | None, val_records: list[dict] | None = None, callbacks: list | None = None) -> None:
+    """Train one run (its settings: `laser.jobs.train`), resuming from the last checkpoint of the same
+    run (`run_fingerprint`). Under `accelerate launch` every process runs this; the checkpoint is
+    gathered by all of them (FSDP / ZeRO-3 need that) into a temporary folder that the main process
+    moves into place. `callbacks`: further TrainerCallbacks (a caller's own logging or stopping rule)."""
     from transformers.trainer_utils import get_last_checkpoint
 
-    trainer = build_trainer(config, model=model, method=method, base_dir=base_dir, run_dir=run_dir,
-                            train_records=train_records, calibration=calibration, val_records=val_records)
+    trainer = build_trainer(job, base_dir=base_dir, run_dir=run_dir, train_records=train_records,
+                            calibration=calibration, val_records=val_records)
     for callback in callbacks or []:
         trainer.add_callback(callback)
     out = Path(trainer.args.output_dir)
-    fingerprint = run_fingerprint(config, model=model, method=method, base_dir=base_dir,
-                                  train_records=train_records + (val_records or []), c_ref=trainer.args.c_ref)
+    fingerprint = run_fingerprint(job, base_dir=base_dir, train_records=train_records + (val_records or []),
+                                  c_ref=trainer.args.c_ref)
     if trainer.is_world_process_zero():
         prepare_checkpoints(out, fingerprint)
     trainer.accelerator.wait_for_everyone()

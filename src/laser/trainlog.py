@@ -20,16 +20,18 @@ RENAME = {"reward": "reward_mean", "completions/mean_length": "completion_length
 WANDB_ID_FILE = "wandb_run_id"
 
 
-def wandb_settings(config: dict, run_dir: str | Path) -> dict | None:
-    """wandb.init's settings of a training run from the `wandb` config section, or None when the
-    run does not log to wandb. The standard WANDB_MODE, WANDB_PROJECT, WANDB_ENTITY and WANDB_DIR
-    take precedence when set."""
-    w = config["wandb"]
-    mode = os.environ.get("WANDB_MODE") or w["mode"]
+def wandb_settings(run_dir: str | Path) -> dict | None:
+    """wandb.init's settings of a training run, or None when it does not log to wandb: the standard
+    WANDB_MODE, WANDB_PROJECT, WANDB_ENTITY and WANDB_DIR, which the Snakefile sets from the `wandb`
+    config section where the user has not (`laser.jobs.wandb_environment`); unset, the schema's defaults."""
+    from .config import load_schema
+
+    default = {k: v.get("default") for k, v in load_schema()["properties"]["wandb"]["properties"].items()}
+    mode = os.environ.get("WANDB_MODE") or default["mode"]
     if mode == "disabled":
         return None
-    return {"mode": mode, "project": os.environ.get("WANDB_PROJECT") or w["project"],
-            "entity": os.environ.get("WANDB_ENTITY") or w["entity"], "dir": os.environ.get("WANDB_DIR") or str(run_dir)}
+    return {"mode": mode, "project": os.environ.get("WANDB_PROJECT") or default["project"],
+            "entity": os.environ.get("WANDB_ENTITY") or default["entity"], "dir": os.environ.get("WANDB_DIR") or str(run_dir)}
 
 
 def wandb_run_id(checkpoints: str | Path) -> str:

@@ -8,8 +8,7 @@ rule calibrate:
     output:
         "results/calibration/{model}.json",
     params:
-        settings=lambda wc: settings("seed", "calibration", "generation", model=wc.model, prompt="train"),
-        max_tokens=config["training"]["max_completion_length"],
+        job=job_settings("calibrate"),
     log:
         "logs/calibrate/{model}.log",
     benchmark:

@@ -26,29 +26,27 @@ localrules:
     provenance,
 
 
-def settings(*keys, model=None, run=None, prompt=None):
-    """The config a job depends on, as its `params`: the scripts read the config themselves, and
-    this only makes Snakemake's params trigger rerun the job (and what follows) when it changes.
-    `prompt`: the prompt suffix the job reads ("train" or "eval"; `model` and, for "eval", `run`
-    say whose). A model's `prompt` overrides enter only that way, so editing an evaluation
-    suffix regenerates without retraining, and a training suffix retrains."""
-    out = {k: config.get(k) for k in keys}  # train_data is absent from an evaluation-only config
-    if model is not None:
-        out["model"] = {k: v for k, v in config["models"][model].items() if k != "prompt"}
-    if run is not None:
-        out["run"] = laser.config.run_settings(config, model, run)
-    if prompt == "train":
-        out["train_suffix"] = laser.config.train_suffix(config, model)
-    elif prompt == "eval":
-        out["eval_suffix"] = laser.config.eval_suffix(config, model, run)
-    elif prompt is not None:
-        raise ValueError(f"settings: prompt must be 'train' or 'eval', not {prompt!r}")
-    return out
+def job_settings(rule):
+    """A rule's `params.job`: what its jobs read of the config, resolved by `laser.jobs.<rule>` (called
+    with the job's wildcards). The job's script hands it to the library and reads no config, and
+    Snakemake's params trigger reruns a job exactly when its settings change."""
+    resolve = getattr(laser.jobs, rule)
+    return lambda wc: resolve(config, **dict(wc.items()))
 
 
 def c_ref_source(wc):
     """Where a run's c_ref comes from (`base` is scored with the laser and model settings)."""
     return laser.config.run_settings(config, wc.model, wc.method)["c_ref"]["source"]
+
+
+def warmup_input(wc):
+    """The training problems, for a built model's SFT warm-up; a pretrained model reads none."""
+    return "results/data/train.jsonl" if config["models"][wc.model]["source"] == "build" else []
+
+
+def verifier_gpus(wc):
+    """GPUs of a verifier's job (a 72B reward model is spread over them)."""
+    return config["verifiers"][wc.verifier]["gpus"]
 
 
 def calibration_input(wc):

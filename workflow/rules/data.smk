@@ -7,7 +7,7 @@ rule prepare_data:
         train="results/data/train.jsonl" if "train_data" in config else [],
         benchmarks=expand("results/data/benchmarks/{benchmark}.jsonl", benchmark=BENCHMARKS),
     params:
-        settings=settings("seed", "train_data", "benchmarks"),  # bare problems: the prompts are the jobs' own
+        job=job_settings("prepare_data"),  # bare problems: the prompts are the later jobs' own
     log:
         "logs/prepare_data.log",
     benchmark:

@@ -19,9 +19,7 @@ rule generate:
         if config["judge"]["generative"]
         else [],
     params:
-        settings=lambda wc: settings(
-            "generation", "grading", "scoring", "judge", model=wc.model, run=wc.method, prompt="eval"
-        ),
+        job=job_settings("generate"),
     log:
         "logs/generate/{model}/{method}.log",
     benchmark:
@@ -46,14 +44,14 @@ rule verify:
             benchmark=BENCHMARKS,
         ),
     params:
-        settings=lambda wc: config["verifiers"][wc.verifier],
+        job=job_settings("verify"),
     log:
         "logs/verify/{verifier}/{model}/{method}.log",
     benchmark:
         "results/benchmarks/verify/{verifier}/{model}/{method}.tsv"
     threads: workflow.cores
     resources:
-        gpu=lambda wc: config["verifiers"][wc.verifier]["gpus"],
+        gpu=verifier_gpus,
     conda:
         conda_env("train")
     script:

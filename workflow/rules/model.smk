@@ -6,16 +6,11 @@
 rule base_model:
     input:
         # the training problems feed the SFT warm-up of a built model; a pretrained one reads none
-        train=lambda wc: "results/data/train.jsonl" if config["models"][wc.model]["source"] == "build" else [],
+        train=warmup_input,
     output:
         directory("results/models/{model}/base"),
     params:
-        settings=lambda wc: settings(
-            "seed",
-            "judge",
-            model=wc.model,
-            prompt="train" if config["models"][wc.model]["source"] == "build" else None,
-        ),
+        job=job_settings("base_model"),
     log:
         "logs/base_model/{model}.log",
     benchmark:

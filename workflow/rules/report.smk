@@ -22,7 +22,7 @@ rule tables:
         },
         rendered=expand("results/tables/{name}.{ext}", name=TABLES, ext=["md", "tex"]),
     params:
-        settings=settings("scoring", "analysis"),
+        job=job_settings("tables"),
     log:
         "logs/tables.log",
     benchmark:
@@ -49,7 +49,7 @@ rule figures:
         },
         svg=expand("results/figures/{name}.svg", name=FIGURES),
     params:
-        settings=settings("scoring", "analysis"),
+        job=job_settings("figures"),
     log:
         "logs/figures.log",
     benchmark:
@@ -69,7 +69,7 @@ rule job_times:
         csv=report("results/tables/job_times.csv", caption="../report/table_job_times.rst", category="Run"),
         rendered=expand("results/tables/job_times.{ext}", ext=["md", "tex"]),
     params:
-        settings={},  # reads no config section
+        job={},  # reads no config section
         jobs=job_benchmarks(),
     log:
         "logs/job_times.log",
@@ -89,7 +89,7 @@ rule provenance:
     output:
         report("results/provenance.json", caption="../report/provenance.rst", category="Run"),
     params:
-        settings=config,  # all of it is recorded
+        job=job_settings("provenance"),  # all of the config: it is recorded
         # git commit, package versions: a change regenerates this file only (no job reads it)
         stamp=laser.provenance.stamp(workflow.basedir),
         configfiles=list(map(str, workflow.config_settings.configfiles)),

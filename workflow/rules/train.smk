@@ -11,9 +11,7 @@ rule train:
         model=directory("results/models/{model}/{method}"),
         metrics="results/train/{model}/{method}/metrics.csv",
     params:
-        settings=lambda wc: settings(
-            "seed", "training", "grading", model=wc.model, run=wc.method, prompt="train"
-        ),
+        job=job_settings("train"),
     log:
         "logs/train/{model}/{method}.log",
     benchmark:

@@ -1,7 +1,8 @@
 """Imported first by every script: makes src/ importable without PYTHONPATH (Snakemake clears
 it for conda jobs; the package is not installed into the rules' conda environments, so that a job
-runs this checkout's code: docs/cluster.md), sends logs to the rule's log file as well, and sets
-thread counts."""
+runs this checkout's code: docs/cluster.md), sends logs to the rule's log file as well, sets
+thread counts, and returns the job's settings (`params.job`, resolved by `laser.jobs` when the
+workflow is parsed: no job reads the config itself)."""
 
 import os
 import sys
@@ -57,7 +58,4 @@ def setup(snakemake):
         torch.set_num_threads(max(1, snakemake.threads))
     except ImportError:
         pass
-    from laser import config
-
-    config.validate(snakemake.config, source="config")  # fills schema defaults in this process
-    return snakemake.config
+    return snakemake.params.job  # what the job reads of the config, resolved (laser.jobs)

@@ -4,14 +4,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir)))
 from _bootstrap import setup
 
-config = setup(snakemake)
+job = setup(snakemake)
 import _inputs
 from laser.tables import all_tables
 from laser.tables import prompts_table, write_table
 
-tables = all_tables(_inputs.runs(snakemake), snakemake.input.calibration, threshold=config["scoring"]["threshold"],
-                    n_subsets=config["analysis"]["scaling_subsets"], seed=config["analysis"]["seed"],
-                    ece_bins=config["analysis"]["ece_bins"], reference_method=config["analysis"]["reference_method"])
+tables = all_tables(_inputs.runs(snakemake), snakemake.input.calibration, threshold=job["threshold"],
+                    n_subsets=job["scaling_subsets"], seed=job["seed"], ece_bins=job["ece_bins"],
+                    reference_method=job["reference_method"])
 tables["prompts"] = prompts_table(snakemake.input.metadata)
 for name, df in tables.items():
     write_table(df, getattr(snakemake.output, name))

@@ -5,16 +5,12 @@ if __name__ == "__main__":
     sys.path.insert(0, str(Path(snakemake.scriptdir)))
     from _bootstrap import setup
 
-    config = setup(snakemake)
-    from laser.checks import check_job
+    job = setup(snakemake)
     from laser.launch import run
 
-    # before training: the model against the config and every benchmark it will be evaluated on
-    check_job(config, snakemake.wildcards.model, snakemake.input.model)
     calibration = snakemake.input.calibration  # a path, or an empty list when c_ref is not calibrated
     # in this process, or through `accelerate launch` (training.launcher: GPUs, nodes, FSDP/ZeRO)
-    run(config, model=snakemake.wildcards.model, method=snakemake.wildcards.method,
-        base_dir=snakemake.input.model, out_dir=snakemake.output.model,
+    run(job, base_dir=snakemake.input.model, out_dir=snakemake.output.model,
         run_dir=str(Path(snakemake.output.metrics).parent), train_path=snakemake.input.train,
         calibration=calibration if isinstance(calibration, str) else None,
         val_path=snakemake.input.validation or None)

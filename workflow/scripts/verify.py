@@ -4,11 +4,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir)))
 from _bootstrap import setup
 
-config = setup(snakemake)
+cfg = setup(snakemake)  # the verifier's section
 from laser.io import read_jsonl, write_jsonl
 from laser.verifiers import load_verifier, verify
 
-cfg = config["verifiers"][snakemake.wildcards.verifier]
 model, tok = load_verifier(cfg)
 for src, dst in zip(snakemake.input.generations, snakemake.output):
     judged = verify(read_jsonl(src), cfg, model=model, tok=tok)
