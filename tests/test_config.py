@@ -13,8 +13,11 @@ def base():
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
-def test_shipped_configs_are_valid(path):
-    load(path)
+def test_shipped_configs_pass_validation_and_the_preflight(path):
+    """What Snakemake does with each shipped config when it parses the workflow."""
+    from laser.checks import preflight
+
+    preflight(load(path), str(path))
 
 
 def test_defaults_filled(base):

@@ -128,11 +128,6 @@ def test_bad_config_fails_validation_in_one_line(mutate, message):
     assert "\n" not in text and text.startswith("config: config key")
 
 
-def test_the_default_and_shipped_configs_pass():
-    for path in sorted((ROOT / "config").glob("*.yaml")):
-        validate(yaml.safe_load(path.read_text()), str(path))
-
-
 def test_local_model_config_json_is_read_at_parse_time(tmp_path, local_model):
     config = _pretrained(_default(), local_model)
     config["training"].update(max_prompt_length=300, max_completion_length=300)
