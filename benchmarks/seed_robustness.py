@@ -7,10 +7,13 @@ sampling) rerun for each seed, one after the other, each in its own directory.
 
 Seed s sets `seed: s`, which also fixes the sampling seed (`generation.seed` null: 42 + s), as
 `snakemake --config seed=s` does; seed 0 is the shipped config.
-Prints per seed the accuracy and last-token F1 (filtered) of base, GRPO and LaSeR on every
-held-out set, then mean [min, max] over seeds as Markdown (written to OUT/summary.md, the
-README's table), and last `min laser-grpo F1 gap over seeds: x` (smallest LaSeR - GRPO F1 over
-seeds and sets). A finished seed is not rerun (Snakemake has nothing to do).
+Prints per seed the accuracy and self-verification F1 (filtered) of base, GRPO and LaSeR on every
+held-out set, for both judges, then mean [min, max] over seeds as Markdown (written to
+OUT/summary.md, the README's table): accuracy, LaSeR's last-token F1 against the prompted judge's
+F1 of base and GRPO (the paper's Table 1 comparison; base's and GRPO's last-token F1 as a sanity
+check), LaSeR's r_s AUROC, ECE and AUROC within problems, and majority vs r_s-weighted voting at
+the largest k. Last line: the smallest LaSeR last-token F1 minus the best prompted-judge F1 of base
+and GRPO, over seeds and sets. A finished seed is not rerun (Snakemake has nothing to do).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 METHODS = ("base", "grpo", "laser")
+JUDGES = ("last_token", "generative")
 BEGIN, END = "<!-- seed table: begin -->", "<!-- seed table: end -->"
 
 
@@ -52,71 +56,102 @@ def run_seed(seed: int, out: Path, cores: str) -> float:
 
 
 def seed_rows(seed: int, results: Path):
-    """Per method: average accuracy, and accuracy / last-token F1 per benchmark."""
+    """Per method, benchmark and judge (last-token r_s, the prompted judge): accuracy and F1 (filtered)."""
     import pandas as pd
 
     main = pd.read_csv(results / "tables" / "main.csv")
-    main = main[(main["judge"] == "last_token") & main["method"].isin(METHODS)]
-    rows = []
-    for _, r in main.iterrows():
-        rows.append({"seed": seed, "method": r["method"], "benchmark": r["benchmark"],
-                     "accuracy": r["accuracy"], "f1": r["f1_filtered"]})
-    return rows
+    main = main[main["judge"].isin(JUDGES) & main["method"].isin(METHODS)]
+    return [{"seed": seed, "method": r["method"], "benchmark": r["benchmark"], "judge": r["judge"],
+             "accuracy": r["accuracy"], "f1": r["f1_filtered"]} for _, r in main.iterrows()]
 
 
 def voting_rows(seed: int, results: Path):
-    """LaSeR's r_s at inference-time scaling: majority vs r_s-weighted vote at the largest k, and
-    r_s AUROC pooled and within problems (does it rank one problem's solutions?)."""
+    """LaSeR's r_s per benchmark: AUROC and ECE pooled, AUROC within problems (does it rank one
+    problem's solutions?), and majority vs r_s-weighted vote at the largest k."""
     import pandas as pd
 
     sc = pd.read_csv(results / "tables" / "scaling.csv")
     sc = sc[(sc["method"] == "laser") & (sc["judge"] == "last_token")]
-    cal = pd.read_csv(results / "tables" / "calibration_length.csv")
-    cal = cal[(cal["method"] == "laser") & (cal["judge"] == "last_token")].set_index("benchmark")
+    allcal = pd.read_csv(results / "tables" / "calibration_length.csv")
+    cal = allcal[(allcal["method"] == "laser") & (allcal["judge"] == "last_token")].set_index("benchmark")
+    # the base model's own verification ability: its prompted judge's ranking within problems
+    base = allcal[(allcal["method"] == "base") & (allcal["judge"] == "generative")].set_index("benchmark")
     rows = []
     for bench, g in sc.groupby("benchmark", sort=False):
         top = g[g["k"] == g["k"].max()].iloc[0]
         rows.append({"seed": seed, "benchmark": bench, "k": int(top["k"]), "majority": top["majority"],
-                     "weighted": top["weighted"], "auroc": cal.loc[bench, "auroc"],
-                     "auroc_within": cal.loc[bench, "auroc_within"]})
+                     "weighted": top["weighted"], "auroc": cal.loc[bench, "auroc"], "ece": cal.loc[bench, "ece"],
+                     "auroc_within": cal.loc[bench, "auroc_within"],
+                     "base_judge_auroc_within": base.loc[bench, "auroc_within"] if bench in base.index else float("nan")})
     return rows
 
 
+def _f1(d, method: str, judge: str, bench: str) -> float:
+    return d[(d["method"] == method) & (d["judge"] == judge) & (d["benchmark"] == bench)]["f1"].iloc[0]
+
+
+def seed_gaps(df, seed: int, benches: list[str]) -> list[float]:
+    """Per set: LaSeR's last-token F1 minus the best prompted-judge F1 of base and GRPO (the paper's
+    Table 1 comparison: LaSeR's self-rewarding score against the baselines' self-verification)."""
+    d = df[df["seed"] == seed]
+    return [_f1(d, "laser", "last_token", b) - max(_f1(d, "base", "generative", b), _f1(d, "grpo", "generative", b))
+            for b in benches]
+
+
 def seed_line(df, seed: int, benches: list[str]) -> str:
-    """One seed's row of the README table: last-token F1 of GRPO and LaSeR per set, the average
-    accuracies, and the smallest LaSeR - GRPO F1 gap over the sets."""
-    d = df[df["seed"] == seed].set_index(["method", "benchmark"])
-    f1 = {m: [d.loc[(m, b), "f1"] for b in benches] for m in ("grpo", "laser")}
-    acc = {m: d.loc[(m, "average"), "accuracy"] for m in METHODS}
-    gap = min(lf - gf for lf, gf in zip(f1["laser"], f1["grpo"]))
-    return (f"| {seed} | " + " / ".join(f"{x:.2f}" for x in f1["grpo"]) + " | "
-            + " / ".join(f"{x:.2f}" for x in f1["laser"]) + " | "
-            + " / ".join(f"{acc[m]:.3f}" for m in METHODS) + f" | {gap:.3f} |")
+    """One seed's row of the README table: LaSeR's last-token F1 and the prompted judge's F1 of base
+    and GRPO per set, the average accuracies, and the smallest gap over the sets (`seed_gaps`)."""
+    d = df[df["seed"] == seed]
+
+    def f1s(method, judge):
+        return " / ".join(f"{_f1(d, method, judge, b):.2f}" for b in benches)
+
+    acc = {m: d[(d["method"] == m) & (d["judge"] == "last_token") & (d["benchmark"] == "average")]["accuracy"].iloc[0]
+           for m in METHODS}
+    return (f"| {seed} | {f1s('laser', 'last_token')} | {f1s('base', 'generative')} | {f1s('grpo', 'generative')} | "
+            + " / ".join(f"{acc[m]:.3f}" for m in METHODS) + f" | {min(seed_gaps(df, seed, benches)):.3f} |")
 
 
-def summarize(df) -> tuple[str, float]:
-    """Markdown: one row per seed, then mean [min, max] over seeds; and the smallest LaSeR - GRPO
-    F1 gap over seeds and sets."""
+def _cell(xs) -> str:
+    return f"{xs.mean():.2f} [{xs.min():.2f}, {xs.max():.2f}]"
+
+
+def summarize(df, votes=None) -> tuple[str, float]:
+    """Markdown: one row per seed, then mean [min, max] over seeds of accuracy, of each judge's F1
+    (base's and GRPO's last-token F1 as the sanity check that untrained r_s judges nothing correct)
+    and of LaSeR's r_s at test time (`votes`: `voting_rows`); and the smallest gap over seeds and sets."""
     benches = [b for b in dict.fromkeys(df["benchmark"]) if b != "average"]
     seeds = sorted(df["seed"].unique())
-
-    def cell(method, value, bench):
-        xs = df[(df["method"] == method) & (df["benchmark"] == bench)][value]
-        return f"{xs.mean():.2f} [{xs.min():.2f}, {xs.max():.2f}]"
-
     names = " / ".join(b.removeprefix("arith_") for b in benches)
-    lines = [f"| seed | GRPO F1 {names} | LaSeR F1 {names} | accuracy base / GRPO / LaSeR | "
-             "min LaSeR - GRPO F1 |", "|---|---|---|---|---|"]
+    lines = [f"| seed | LaSeR last-token F1 {names} | base prompted-judge F1 | GRPO prompted-judge F1 | "
+             "accuracy base / GRPO / LaSeR | min LaSeR - best prompted F1 |", "|---|---|---|---|---|---|"]
     lines += [seed_line(df, s, benches) for s in seeds]
+    cols = benches + ["average"]
     lines += ["", f"Mean [min, max] over seeds {', '.join(map(str, seeds))}:", "",
-              "| checkpoint | " + " | ".join(f"acc {b}" for b in benches + ["average"]) + " | "
-              + " | ".join(f"F1 {b}" for b in benches + ["average"]) + " |",
-              "|" + "---|" * (1 + 2 * (len(benches) + 1))]
+              "| | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    one = df[df["judge"] == "last_token"]  # accuracy is the checkpoint's, whichever judge
     for method in METHODS:
-        lines.append(f"| {method} | " + " | ".join(cell(method, "accuracy", b) for b in benches + ["average"]) + " | "
-                     + " | ".join(cell(method, "f1", b) for b in benches + ["average"]) + " |")
-    piv = df[df["benchmark"] != "average"].pivot_table(index=["seed", "benchmark"], columns="method", values="f1")
-    return "\n".join(lines) + "\n", float((piv["laser"] - piv["grpo"]).min())
+        lines.append(f"| accuracy {method} | " + " | ".join(
+            _cell(one[(one["method"] == method) & (one["benchmark"] == b)]["accuracy"]) for b in cols) + " |")
+    for method, judge, label in (("laser", "last_token", "F1 LaSeR last-token"),
+                                 ("base", "generative", "F1 base prompted judge"),
+                                 ("grpo", "generative", "F1 GRPO prompted judge"),
+                                 ("laser", "generative", "F1 LaSeR prompted judge"),
+                                 ("base", "last_token", "F1 base last-token (sanity: 0)"),
+                                 ("grpo", "last_token", "F1 GRPO last-token (sanity: 0)")):
+        sel = df[(df["method"] == method) & (df["judge"] == judge)]
+        lines.append(f"| {label} | " + " | ".join(_cell(sel[sel["benchmark"] == b]["f1"]) for b in cols) + " |")
+    if votes is not None and len(votes):
+        ks = sorted(votes["k"].unique())
+        for key, label in (("auroc", "LaSeR r_s AUROC"), ("ece", "LaSeR r_s ECE"),
+                           ("auroc_within", "LaSeR r_s AUROC within problems"),
+                           ("base_judge_auroc_within", "base prompted judge AUROC within problems"),
+                           ("majority", f"majority vote, k = {'/'.join(map(str, ks))}"),
+                           ("weighted", "r_s-weighted vote"), ("margin", "weighted - majority")):
+            v = votes.assign(margin=votes["weighted"] - votes["majority"])
+            lines.append(f"| {label} | " + " | ".join(_cell(v[v["benchmark"] == b][key]) for b in benches) + " | |")
+    gap = min(g for s in seeds for g in seed_gaps(df, s, benches))
+    return "\n".join(lines) + "\n", float(gap)
 
 
 def check_readme(results: Path) -> int:
@@ -169,13 +204,10 @@ def main() -> int:
         print(f"seed {seed}:\n{s.round(3).to_string()}", flush=True)
     if not rows:
         return 1
-    table, gap = summarize(pd.DataFrame(rows))
-    v = pd.DataFrame(votes).groupby("benchmark", sort=False)[["k", "majority", "weighted", "auroc", "auroc_within"]]
-    table += ("\nLaSeR's r_s at test time, mean over seeds: majority vs r_s-weighted vote at the largest k, "
-              "AUROC pooled and within problems:\n\n" + v.mean().round(3).to_markdown() + "\n")
+    table, gap = summarize(pd.DataFrame(rows), pd.DataFrame(votes))
     (out / "summary.md").write_text(table)
     print("\n" + table)
-    print(f"min laser-grpo F1 gap over seeds: {gap:.3f}")
+    print(f"min LaSeR last-token F1 - best prompted-judge F1 (base, GRPO) over seeds and sets: {gap:.3f}")
     return 0
 
 
