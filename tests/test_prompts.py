@@ -139,6 +139,10 @@ def test_pretrained_base_model_does_not_read_the_prompt():
     config["prompt"]["train_suffix"] = " other"
     changed = _rerun(before, _params(config))
     assert ("base_model", "qwen2.5-1.5b") not in changed and ("calibrate", "qwen2.5-1.5b") in changed
+    # keys of a built model (a new SFT default) rerun no pretrained model's job
+    config["models"]["qwen2.5-1.5b"]["sft"]["verification_own"] = 0.5
+    config["models"]["qwen2.5-1.5b"]["architecture"]["num_layers"] = 7
+    assert _rerun(before, _params(config)) == changed
 
 
 # ---------------------------------------------------------------- recorded with the results

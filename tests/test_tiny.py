@@ -101,3 +101,32 @@ def test_sft_warmup_learns_and_is_deterministic(tmp_path):
     assert after > before + 1.0, (before, after)
     for (n, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
         assert torch.equal(x, y), n
+
+
+def test_own_verification_examples_are_the_models_solutions_labelled_by_the_grader(warm_checkpoint, tmp_path,
+                                                                                   capsys):
+    """sft.verification_own: the judge is taught on the model's own sampled solutions, each labelled
+    by the grader, half correct and half incorrect."""
+    import random
+    import re
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from laser import data
+    from laser.grading import grade_response
+    from laser.model import _own_verification_rows
+
+    tok = AutoTokenizer.from_pretrained(warm_checkpoint)
+    model = AutoModelForCausalLM.from_pretrained(warm_checkpoint)
+    train = data.prepare({"source": "synthetic", "tiers": ["easy", "medium"], "n_problems": 40}, name="train",
+                         seed=3, suffix=" Put the answer in \\boxed{}.")
+    rows = _own_verification_rows(model, tok, train, "P: {problem}\nS: {solution}\nOK?", 16, random.Random(0),
+                                  seed=0)
+    sampled = re.search(r"own verification examples: (\d+) correct and (\d+) incorrect", capsys.readouterr().out)
+    assert int(sampled.group(1)) + int(sampled.group(2)) >= 8  # most are the model's own solutions
+    verdicts = [r["completion"][0]["content"] for r in rows]
+    assert len(rows) == 16 and verdicts.count("\\boxed{correct}") == verdicts.count("\\boxed{incorrect}") == 8
+    answers = {r["problem"]: r["answer"] for r in train}
+    for row, verdict in zip(rows, verdicts):  # every label is the grader's
+        problem, solution = re.fullmatch(r"P: (.*)\nS: (.*)\nOK\?", row["prompt"][0]["content"], re.S).groups()
+        assert (verdict == "\\boxed{correct}") == grade_response(solution, answers[problem], "lenient")[1]

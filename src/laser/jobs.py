@@ -18,8 +18,15 @@ from .config import eval_suffix, run_settings, train_suffix
 
 
 def _model(config: dict, model: str) -> dict:
-    """The model's own section; its `prompt` overrides enter the jobs only as resolved prompts."""
-    return {"name": model, **{k: v for k, v in config["models"][model].items() if k != "prompt"}}
+    """What a job that loads the model's base checkpoint reads of its section: everything else
+    (architecture, SFT, path) made that checkpoint, and the base_model job reads it
+    (`base_model`); its `prompt` and `laser` overrides enter the jobs resolved."""
+    return {"name": model, "z_c": config["models"][model]["z_c"]}
+
+
+# what makes the base checkpoint, per source: a schema default added to the other source's keys
+# (the SFT of a built model) reruns no pretrained model's jobs
+_BASE_KEYS = {"build": ("source", "z_c", "architecture", "sft"), "pretrained": ("source", "z_c", "path", "revision")}
 
 
 def train_prompt(config: dict, model: str) -> dict:
@@ -41,8 +48,10 @@ def prepare_data(config: dict) -> dict[str, Any]:
 def base_model(config: dict, model: str) -> dict[str, Any]:
     """A built model is warmed up on the training problems under its training prompt (and taught the
     judge template); a pretrained one is only referenced."""
-    job = {"model": _model(config, model), "seed": config["seed"]}
-    if config["models"][model]["source"] == "build":
+    spec = config["models"][model]
+    job = {"model": {"name": model, **{k: spec[k] for k in _BASE_KEYS[spec["source"]] if k in spec}},
+           "seed": config["seed"]}
+    if spec["source"] == "build":
         job.update(prompt=train_prompt(config, model), judge_template=config["judge"]["template"])
     return job
 

@@ -77,6 +77,68 @@ def _verification_rows(train: list[dict], template: str, n: int, rng) -> list[di
     return rows
 
 
+def _sample_solutions(model, tokenizer, records: list[dict], n: int, max_tokens: int, seed: int) -> list[list[str]]:
+    """`n` solutions of each record's `messages` sampled from the in-memory model at temperature 1
+    (transformers `generate`, left-padded batches), the finished ones only."""
+    import torch
+
+    from .prompts import render_prompts
+
+    torch.manual_seed(seed)
+    _, ids = render_prompts(tokenizer, records)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    out = []
+    model.eval()
+    for start in range(0, len(ids), 16):
+        batch = ids[start:start + 16]
+        width = max(map(len, batch))
+        input_ids = torch.tensor([[pad] * (width - len(x)) + x for x in batch])
+        mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in batch])
+        with torch.no_grad():
+            gen = model.generate(input_ids=input_ids, attention_mask=mask, do_sample=True, temperature=1.0, top_p=1.0,
+                                 max_new_tokens=max_tokens, num_return_sequences=n, pad_token_id=pad)
+        for k in range(len(batch)):
+            texts = []
+            for row in gen[k * n:(k + 1) * n, width:].tolist():
+                if tokenizer.eos_token_id in row:  # finished
+                    texts.append(tokenizer.decode(row[:row.index(tokenizer.eos_token_id)], skip_special_tokens=True))
+            out.append(texts)
+    return out
+
+
+def _own_verification_rows(model, tokenizer, train: list[dict], template: str, n: int, rng, *, seed: int) -> list[dict]:
+    """`n` verification examples from the model's own solutions: it samples 4 solutions of training
+    problems, the grader labels each, and half the examples judge correct and half incorrect ones
+    (a class the samples lack is made up with the reference solution, correct, or a corrupted
+    answer, incorrect), so the judge learns the model's own, realistic errors."""
+    from .grading import grade_response
+    from .prompts import judge_prompt
+
+    if n == 0:
+        return []
+    longest = max(len(tokenizer(r["solution"], add_special_tokens=False).input_ids) for r in train)
+    problems = rng.sample(train, min(len(train), (n + 3) // 4 * 2))
+    by_class = {True: [], False: []}
+    for rec, texts in zip(problems, _sample_solutions(model, tokenizer, problems, 4, longest + 16, seed)):
+        for text in texts:
+            by_class[grade_response(text, rec["answer"], "lenient")[1]].append((rec, text))
+    rows = []
+    for correct in (True, False):
+        picked = rng.sample(by_class[correct], min(n // 2, len(by_class[correct])))
+        rows += [(rec["problem"], text, correct) for rec, text in picked]
+        for rec in rng.choices(train, k=n // 2 - len(picked)):  # the class the samples lack
+            solution = rec["solution"]
+            if not correct:
+                solution = solution.replace(f"\\boxed{{{rec['answer']}}}",
+                                            f"\\boxed{{{tasks.wrong_answer(rec['answer'], rng)}}}")
+            rows.append((rec["problem"], solution, correct))
+    print(f"own verification examples: {min(n // 2, len(by_class[True]))} correct and "
+          f"{min(n // 2, len(by_class[False]))} incorrect sampled solutions of {n // 2} each", flush=True)
+    return [{"prompt": [{"role": "user", "content": judge_prompt(template, problem, solution)}],
+             "completion": [{"role": "assistant", "content": f"\\boxed{{{'correct' if ok else 'incorrect'}}}"}]}
+            for problem, solution, ok in rows]
+
+
 def _sft_args(sft: dict, workdir: str, max_steps: int, learning_rate: float, warmup_steps: int, seed: int,
               max_length: int):
     from trl import SFTConfig
@@ -109,7 +171,9 @@ def sft_warmup(model, tokenizer, train: list[dict], sft: dict, *, seed: int, wor
     """Supervised warm-up with TRL's SFTTrainer (completion-only loss) on the reference solutions,
     then, with `verification_steps`, a short second phase mixing verification examples under
     the judge's template with solutions, so the tiny base model has some prompted
-    self-verification (as real base models have) without weakening its arithmetic.
+    self-verification (as real base models have) without weakening its arithmetic. The examples
+    are reference solutions with their answer kept or corrupted, or, for the fraction
+    `verification_own`, the model's own sampled solutions labelled by the grader (realistic errors).
     `where`: the config key of `sft` (models.<name>.sft), named by errors."""
     import random
 
@@ -136,7 +200,9 @@ def sft_warmup(model, tokenizer, train: list[dict], sft: dict, *, seed: int, wor
     if steps:
         rng = random.Random(seed)
         half = steps * sft["batch_size"] // 2
-        rows = _verification_rows(train, judge_template, half, rng) + rng.sample(_sft_rows(train), min(half, len(train)))
+        own = round(sft.get("verification_own", 0.0) * half)  # the model's own solutions, labelled by the grader
+        rows = _own_verification_rows(model, tokenizer, train, judge_template, own, rng, seed=seed)
+        rows += _verification_rows(train, judge_template, half - own, rng) + rng.sample(_sft_rows(train), min(half, len(train)))
         rng.shuffle(rows)
         args = _sft_args(sft, workdir, steps, sft["learning_rate"] / 3, 0, seed, length)
         trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
