@@ -364,7 +364,7 @@ def test_two_processes_train_the_same_global_batch(warm_checkpoint, small_config
             run_dir=str(tmp_path / f"run{procs}"), train_path=str(tmp_path / "train.jsonl"), calibration=None)
         frames[procs] = pd.read_csv(tmp_path / f"run{procs}" / "metrics.csv")
         assert (tmp_path / f"out{procs}" / "model.safetensors").exists()
-    assert json.loads((tmp_path / "run2" / "launch_spec.json").read_text())["method"] == "laser"
+    assert json.loads((tmp_path / "run2" / "launch_spec.json").read_text())["job"]["method"] == "laser"
     assert len(_wandb_ids(tmp_path / "run2")) == 1  # the main process's wandb run only
     cols = ["step", "step_prompts", "step_completions", "reward_mean", "sr_norm", "w_c", "w_i", "sr_weight_total"]
     for procs, df in frames.items():
