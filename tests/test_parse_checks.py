@@ -380,3 +380,16 @@ def test_sft_verification_examples_need_integer_answers_before_the_warm_up():
                                                    "examples need integer answers") + ".*record t1"):
         sft_warmup(None, None, train, {"max_steps": 5, "verification_steps": 3}, seed=0, workdir="unused",
                    judge_template="{problem} {solution}", where="models.m.sft")
+
+
+def test_paired_verification_examples_need_the_synthetic_problems_before_the_warm_up():
+    """models.<name>.sft.verification_pairs slips a step of the synthetic task's solutions: a
+    problem of other training data stops the base_model job before the first SFT phase."""
+    from laser.io import InputError
+    from laser.model import sft_warmup
+
+    train = [{"id": "t0", "problem": "Compute 12 + 30.", "answer": "42", "solution": "\\boxed{42}"},
+             {"id": "t1", "problem": "How many primes are below 20?", "answer": "8", "solution": "\\boxed{8}"}]
+    with pytest.raises(InputError, match=re.escape("config key 'models.m.sft.verification_pairs'") + ".*record t1"):
+        sft_warmup(None, None, train, {"max_steps": 5, "verification_steps": 3, "verification_pairs": True}, seed=0,
+                   workdir="unused", judge_template="{problem} {solution}", where="models.m.sft")

@@ -114,19 +114,77 @@ def test_own_verification_examples_are_the_models_solutions_labelled_by_the_grad
 
     from laser import data
     from laser.grading import grade_response
-    from laser.model import _own_verification_rows
+    from laser.model import _judge_rows, _own_verification_examples
 
     tok = AutoTokenizer.from_pretrained(warm_checkpoint)
     model = AutoModelForCausalLM.from_pretrained(warm_checkpoint)
     train = data.prepare({"source": "synthetic", "tiers": ["easy", "medium"], "n_problems": 40}, name="train",
                          seed=3, suffix=" Put the answer in \\boxed{}.")
-    rows = _own_verification_rows(model, tok, train, "P: {problem}\nS: {solution}\nOK?", 16, random.Random(0),
-                                  seed=0)
-    sampled = re.search(r"own verification examples: (\d+) correct and (\d+) incorrect", capsys.readouterr().out)
-    assert int(sampled.group(1)) + int(sampled.group(2)) >= 8  # most are the model's own solutions
+    rows = _judge_rows("P: {problem}\nS: {solution}\nOK?",
+                       _own_verification_examples(model, tok, train, 16, random.Random(0), seed=0))
+    sampled = [int(n) for n in re.findall(r"own verification examples: (\d+) (?:in)?correct", capsys.readouterr().out)]
+    assert sum(sampled) >= 8  # most are the model's own solutions
     verdicts = [r["completion"][0]["content"] for r in rows]
     assert len(rows) == 16 and verdicts.count("\\boxed{correct}") == verdicts.count("\\boxed{incorrect}") == 8
     answers = {r["problem"]: r["answer"] for r in train}
     for row, verdict in zip(rows, verdicts):  # every label is the grader's
         problem, solution = re.fullmatch(r"P: (.*)\nS: (.*)\nOK\?", row["prompt"][0]["content"], re.S).groups()
         assert (verdict == "\\boxed{correct}") == grade_response(solution, answers[problem], "lenient")[1]
+
+
+
+def test_paired_verification_examples_judge_two_solutions_of_each_problem():
+    """sft.verification_pairs: every problem comes with its correct solution and a slipped one,
+    labelled by what the grader says, so a judge cannot answer from the problem alone."""
+    import collections
+    import random
+
+    from laser import data
+    from laser.grading import grade_response
+    from laser.model import _verification_examples
+
+    train = data.prepare({"source": "synthetic", "tiers": ["easy", "hard"], "n_problems": 30}, name="train",
+                         seed=2, suffix=" Put the answer in \\boxed{}.")
+    examples = _verification_examples(train, 40, random.Random(0), pairs=True)
+    answers = {r["problem"]: r["answer"] for r in train}
+    assert len(examples) == 40
+    for problem, solution, ok in examples:
+        assert ok == grade_response(solution, answers[problem], "lenient")[1]
+    labels = collections.defaultdict(list)
+    for problem, _, ok in examples:
+        labels[problem].append(ok)
+    assert all(v.count(True) == v.count(False) for v in labels.values())
+
+
+def test_paired_own_verification_examples_take_both_outcomes_of_one_problem(monkeypatch, capsys):
+    """sft.verification_pairs with verification_own: a problem whose sampled solutions (here
+    canned, in place of the model's) include a correct and an incorrect one gives one of each;
+    problems with one outcome give none, and slipped reference pairs make up the rest."""
+    import random
+    import re
+
+    from laser import data, model
+    from laser.grading import grade_response
+
+    train = data.prepare({"source": "synthetic", "tiers": ["easy"], "n_problems": 12}, name="train", seed=1,
+                         suffix=" Put the answer in \\boxed{}.")
+    answers = {r["problem"]: r["answer"] for r in train}
+    mixed = {r["problem"] for r in train[:4]}  # these have both outcomes among their samples
+
+    def canned(_model, _tok, records, n, _max_tokens, _seed):
+        return [[f"\\boxed{{{r['answer']}}}", f"\\boxed{{{int(r['answer']) + 1}}}"] if r["problem"] in mixed
+                else [f"\\boxed{{{r['answer']}}}"] * n for r in records]
+
+    class Tok:
+        def __call__(self, text, add_special_tokens=False):
+            return type("Enc", (), {"input_ids": text.split()})()
+
+    monkeypatch.setattr(model, "_sample_solutions", canned)
+    examples = model._own_verification_examples(None, Tok(), train, 20, random.Random(0), seed=0, pairs=True)
+    own = int(re.search(r"(\d+) problems with a correct and an incorrect", capsys.readouterr().out).group(1))
+    assert own == 4 and len(examples) == 20
+    for k in range(0, 20, 2):
+        (p1, s1, ok1), (p2, s2, ok2) = examples[k:k + 2]
+        assert p1 == p2 and (ok1, ok2) == (True, False)
+        assert grade_response(s1, answers[p1], "lenient")[1] and not grade_response(s2, answers[p2], "lenient")[1]
+        assert (p1 in mixed and s2.startswith("\\boxed")) == (k < 8)  # sampled pairs first, then slipped ones

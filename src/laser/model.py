@@ -60,21 +60,37 @@ def _sft_rows(train: list[dict]) -> list[dict]:
     return rows
 
 
-def _verification_rows(train: list[dict], template: str, n: int, rng) -> list[dict]:
-    """`n` verification examples under the generative judge's template: a problem with its
-    reference solution -> ``\\boxed{correct}``, or with a wrong boxed answer ->
-    ``\\boxed{incorrect}`` (half each)."""
+def _corrupt_answer(rec: dict, rng) -> str:
+    """The reference solution with a wrong boxed answer (its steps kept)."""
+    return rec["solution"].replace(f"\\boxed{{{rec['answer']}}}", f"\\boxed{{{tasks.wrong_answer(rec['answer'], rng)}}}")
+
+
+def _verification_examples(train: list[dict], n: int, rng, *, pairs: bool = False) -> list[tuple[str, str, bool]]:
+    """`n` (problem, solution, correct) examples from reference solutions. Unpaired: a problem
+    with its reference solution (correct) or with a wrong boxed answer (incorrect), half each.
+    `pairs`: each problem drawn gives both its reference solution and one with a slip in a step
+    carried through to its answer (`tasks.slipped_solution`), so neither the problem's difficulty
+    nor the answer's consistency with the steps tells them apart, only the steps' arithmetic."""
+    if pairs:
+        out = []
+        for rec in rng.choices(train, k=n // 2):
+            out += [(rec["problem"], rec["solution"], True),
+                    (rec["problem"], tasks.slipped_solution(rec["problem"], rng), False)]
+        return out
+    out = []
+    for rec in rng.choices(train, k=n):
+        ok = rng.random() >= 0.5
+        out.append((rec["problem"], rec["solution"] if ok else _corrupt_answer(rec, rng), ok))
+    return out
+
+
+def _judge_rows(template: str, examples: list[tuple[str, str, bool]]) -> list[dict]:
+    """SFT rows under the generative judge's template: the verdict ``\\boxed{correct}`` or ``\\boxed{incorrect}``."""
     from .prompts import judge_prompt
 
-    rows = []
-    for rec in rng.choices(train, k=n):
-        solution, verdict = rec["solution"], "correct"
-        if rng.random() < 0.5:
-            wrong = tasks.wrong_answer(rec["answer"], rng)
-            solution, verdict = solution.replace(f"\\boxed{{{rec['answer']}}}", f"\\boxed{{{wrong}}}"), "incorrect"
-        rows.append({"prompt": [{"role": "user", "content": judge_prompt(template, rec["problem"], solution)}],
-                     "completion": [{"role": "assistant", "content": f"\\boxed{{{verdict}}}"}]})
-    return rows
+    return [{"prompt": [{"role": "user", "content": judge_prompt(template, problem, solution)}],
+             "completion": [{"role": "assistant", "content": f"\\boxed{{{'correct' if ok else 'incorrect'}}}"}]}
+            for problem, solution, ok in examples]
 
 
 def _sample_solutions(model, tokenizer, records: list[dict], n: int, max_tokens: int, seed: int) -> list[list[str]]:
@@ -106,37 +122,41 @@ def _sample_solutions(model, tokenizer, records: list[dict], n: int, max_tokens:
     return out
 
 
-def _own_verification_rows(model, tokenizer, train: list[dict], template: str, n: int, rng, *, seed: int) -> list[dict]:
+def _own_verification_examples(model, tokenizer, train: list[dict], n: int, rng, *, seed: int,
+                               pairs: bool = False) -> list[tuple[str, str, bool]]:
     """`n` verification examples from the model's own solutions: it samples 4 solutions of training
-    problems, the grader labels each, and half the examples judge correct and half incorrect ones
-    (a class the samples lack is made up with the reference solution, correct, or a corrupted
-    answer, incorrect), so the judge learns the model's own, realistic errors."""
+    problems and the grader labels each, so the judge learns the model's own, realistic errors.
+    Half the examples are correct and half incorrect; unpaired, any sampled ones, `pairs`: one
+    correct and one incorrect solution of each problem that has both. What the samples lack is
+    made up from reference solutions (`_verification_examples`)."""
     from .grading import grade_response
-    from .prompts import judge_prompt
 
     if n == 0:
         return []
     longest = max(len(tokenizer(r["solution"], add_special_tokens=False).input_ids) for r in train)
-    problems = rng.sample(train, min(len(train), (n + 3) // 4 * 2))
-    by_class = {True: [], False: []}
-    for rec, texts in zip(problems, _sample_solutions(model, tokenizer, problems, 4, longest + 16, seed)):
-        for text in texts:
-            by_class[grade_response(text, rec["answer"], "lenient")[1]].append((rec, text))
-    rows = []
+    # pairs need problems with both outcomes, a fraction of them: sample more
+    problems = rng.sample(train, min(len(train), n if pairs else (n + 3) // 4 * 2))
+    graded = [[(text, grade_response(text, rec["answer"], "lenient")[1]) for text in texts]
+              for rec, texts in zip(problems, _sample_solutions(model, tokenizer, problems, 4, longest + 16, seed))]
+    if pairs:
+        out = []
+        for rec, group in zip(problems, graded):
+            right, wrong = [t for t, ok in group if ok], [t for t, ok in group if not ok]
+            if right and wrong and len(out) + 2 <= n:
+                out += [(rec["problem"], rng.choice(right), True), (rec["problem"], rng.choice(wrong), False)]
+        print(f"own verification examples: {len(out) // 2} problems with a correct and an incorrect sampled "
+              f"solution of {n // 2}", flush=True)
+        return out + _verification_examples(train, n - len(out), rng, pairs=True)
+    out = []
     for correct in (True, False):
-        picked = rng.sample(by_class[correct], min(n // 2, len(by_class[correct])))
-        rows += [(rec["problem"], text, correct) for rec, text in picked]
+        found = [(rec["problem"], text, ok) for rec, group in zip(problems, graded) for text, ok in group if ok == correct]
+        picked = rng.sample(found, min(n // 2, len(found)))
+        out += picked
         for rec in rng.choices(train, k=n // 2 - len(picked)):  # the class the samples lack
-            solution = rec["solution"]
-            if not correct:
-                solution = solution.replace(f"\\boxed{{{rec['answer']}}}",
-                                            f"\\boxed{{{tasks.wrong_answer(rec['answer'], rng)}}}")
-            rows.append((rec["problem"], solution, correct))
-    print(f"own verification examples: {min(n // 2, len(by_class[True]))} correct and "
-          f"{min(n // 2, len(by_class[False]))} incorrect sampled solutions of {n // 2} each", flush=True)
-    return [{"prompt": [{"role": "user", "content": judge_prompt(template, problem, solution)}],
-             "completion": [{"role": "assistant", "content": f"\\boxed{{{'correct' if ok else 'incorrect'}}}"}]}
-            for problem, solution, ok in rows]
+            out.append((rec["problem"], rec["solution"] if correct else _corrupt_answer(rec, rng), correct))
+        print(f"own verification examples: {len(picked)} {'correct' if correct else 'incorrect'} sampled "
+              f"solutions of {n // 2}", flush=True)
+    return out
 
 
 def _sft_args(sft: dict, workdir: str, max_steps: int, learning_rate: float, warmup_steps: int, seed: int,
@@ -191,6 +211,14 @@ def sft_warmup(model, tokenizer, train: list[dict], sft: dict, *, seed: int, wor
             raise InputError(f"config key '{where}.verification_steps': verification examples need integer answers "
                              f"(a wrong one is made by changing digits); train record {bad['id']} has answer "
                              f"{bad['answer']!r}; set it to 0 for this training data")
+        if sft.get("verification_pairs"):
+            for rec in train:
+                try:
+                    tasks.slipped_solution(rec["problem"], random.Random(0))
+                except ValueError:
+                    raise InputError(f"config key '{where}.verification_pairs': slipped solutions are made for the "
+                                     f"synthetic task's problems; train record {rec['id']} has problem "
+                                     f"{rec['problem']!r}; set it to false for this training data") from None
     length = model.config.max_position_embeddings
     args = _sft_args(sft, workdir, sft["max_steps"], sft["learning_rate"], sft["warmup_steps"], seed, length)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(_sft_rows(train)),
@@ -200,9 +228,11 @@ def sft_warmup(model, tokenizer, train: list[dict], sft: dict, *, seed: int, wor
     if steps:
         rng = random.Random(seed)
         half = steps * sft["batch_size"] // 2
+        pairs = sft.get("verification_pairs", False)
         own = round(sft.get("verification_own", 0.0) * half)  # the model's own solutions, labelled by the grader
-        rows = _own_verification_rows(model, tokenizer, train, judge_template, own, rng, seed=seed)
-        rows += _verification_rows(train, judge_template, half - own, rng) + rng.sample(_sft_rows(train), min(half, len(train)))
+        examples = _own_verification_examples(model, tokenizer, train, own, rng, seed=seed, pairs=pairs)
+        examples += _verification_examples(train, half - own, rng, pairs=pairs)
+        rows = _judge_rows(judge_template, examples) + rng.sample(_sft_rows(train), min(half, len(train)))
         rng.shuffle(rows)
         args = _sft_args(sft, workdir, steps, sft["learning_rate"] / 3, 0, seed, length)
         trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)

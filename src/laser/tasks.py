@@ -18,21 +18,22 @@ def _digits(rng: random.Random, n: int) -> int:
     return rng.randint(10 ** (n - 1), 10 ** n - 1)
 
 
-def _columns(a: int, b: int, op: str) -> tuple[str, int]:
+def _columns(a: int, b: int, op: str, slip=None) -> tuple[str, int]:
     """Column arithmetic from the right, one short step per digit (easy for a tiny model):
-    '7+8+0=15, 4+3+1=8' for 47+38, '14-8-0=6, 4-3-1=0' for 54-38 (borrow written as +10)."""
+    '7+8+0=15, 4+3+1=8' for 47+38, '14-8-0=6, 4-3-1=0' for 54-38 (borrow written as +10).
+    `slip` (column, wrong result): that column's step writes a wrong result, carried through."""
     da, db = str(a)[::-1], str(b)[::-1]
     steps, carry, digits = [], 0, []
     for i in range(len(da)):
         x, y = int(da[i]), int(db[i]) if i < len(db) else 0
         if op == "+":
-            r = x + y + carry
+            r = x + y + carry if slip is None or slip[0] != i else slip[1]
             steps.append(f"{x}+{y}+{carry}={r}")
             digits.append(r % 10)
             carry = r // 10
         else:
             borrow = x - y - carry < 0
-            r = x + 10 * borrow - y - carry
+            r = x + 10 * borrow - y - carry if slip is None or slip[0] != i else slip[1]
             steps.append(f"{x + 10 * borrow}-{y}-{carry}={r}")
             digits.append(r)
             carry = int(borrow)
@@ -59,22 +60,37 @@ def _sub(rng, n):
 def _mul(rng, n):
     a, d = _digits(rng, n), rng.randint(2, 9)
     q = rng.choice([f"Compute {a} * {d}.", f"What is {a} times {d}?", f"Multiply {a} by {d}."])
+    steps, r = _times(a, d)
+    return q, f"{steps}.", r
+
+
+def _times(a: int, d: int, slip=None) -> tuple[str, int]:
+    """'8*6+0=48, 3*6+4=22' for 38*6; `slip` as in `_columns`."""
     steps, carry, digits = [], 0, []
-    for c in str(a)[::-1]:
-        r = int(c) * d + carry
+    for i, c in enumerate(str(a)[::-1]):
+        r = int(c) * d + carry if slip is None or slip[0] != i else slip[1]
         steps.append(f"{c}*{d}+{carry}={r}")
         digits.append(r % 10)
         carry = r // 10
     if carry:
         digits.extend(int(c) for c in str(carry)[::-1])
-    return q, ", ".join(steps) + ".", int("".join(map(str, digits[::-1])))
+    return ", ".join(steps), int("".join(map(str, digits[::-1])))
 
 
 def _linear(rng, _n):
     x, a, b = rng.randint(1, 20), rng.randint(2, 9), rng.randint(1, 50)
     c = a * x + b
     q = rng.choice([f"Solve for x: {a}x + {b} = {c}.", f"If {a}x + {b} = {c}, what is x?"])
-    return q, f"{a}x = {c} - {b} = {c - b}, so x = {c - b} / {a} = {x}.", x
+    return q, _linear_steps(a, b, c), x
+
+
+def _linear_steps(a: int, b: int, c: int, slip=None) -> str:
+    """'3x = 20 - 5 = 15, so x = 15 / 3 = 5.'; `slip` (0, wrong difference) or (1, wrong quotient)."""
+    diff = slip[1] if slip and slip[0] == 0 else c - b
+    x = slip[1] if slip and slip[0] == 1 else diff // a
+    if slip and slip[0] == 0 and x == (c - b) // a:  # a wrong difference gives a wrong quotient
+        x += 1 if diff > c - b else -1
+    return f"{a}x = {c} - {b} = {diff}, so x = {diff} / {a} = {x}."
 
 
 _FAMILIES = {
@@ -123,3 +139,49 @@ def wrong_answer(answer: str, rng: random.Random) -> str:
     i = rng.randrange(len(digits))
     digits[i] = rng.choice([d for d in "0123456789" if d != digits[i] and (i or d != "0")])
     return ("-" if value < 0 else "") + "".join(digits)
+
+
+_OPERANDS = [  # (pattern of a problem's text, family, operand order of the pattern's groups)
+    (r"Compute (\d+) \+ (\d+)\.|What is (\d+) plus (\d+)\?|Find the sum of (\d+) and (\d+)\.", "+", (0, 1)),
+    (r"Compute (\d+) - (\d+)\.|What is (\d+) minus (\d+)\?", "-", (0, 1)),
+    (r"Subtract (\d+) from (\d+)\.", "-", (1, 0)),
+    (r"Compute (\d+) \* (\d+)\.|What is (\d+) times (\d+)\?|Multiply (\d+) by (\d+)\.", "*", (0, 1)),
+    (r"Solve for x: (\d+)x \+ (\d+) = (\d+)\.|If (\d+)x \+ (\d+) = (\d+), what is x\?", "x", (0, 1, 2)),
+]
+
+
+def slipped_solution(problem: str, rng: random.Random) -> str:
+    """A wrong solution of a synthetic `problem` that looks like the model's own mistakes: one
+    step writes a wrong result (off by 1 to 9) and the rest of the solution, its boxed answer
+    included, follows from it consistently, so only checking the steps' arithmetic finds it.
+    Raises ValueError for a problem this module did not make."""
+    import re
+
+    for pattern, family, order in _OPERANDS:
+        m = re.fullmatch(pattern, problem)
+        if m:
+            groups = [int(g) for g in m.groups() if g is not None]
+            ops = [groups[i] for i in order]
+            break
+    else:
+        raise ValueError(f"not a synthetic arithmetic problem: {problem!r}")
+
+    def wrong(right: int, low: int = 0, high: int | None = None) -> int:
+        choices = [right + d for d in range(-9, 10) if d and right + d >= low and (high is None or right + d <= high)]
+        return rng.choice(choices)
+
+    if family == "x":
+        a, b, c = ops
+        step = rng.randrange(2)
+        slip = (0, wrong(c - b, 1)) if step == 0 else (1, wrong((c - b) // a, 1))
+        steps = _linear_steps(a, b, c, slip)
+        return f"{steps} \\boxed{{{steps.rsplit('= ', 1)[1].rstrip('.')}}}"
+    a, b = ops
+    column = rng.randrange(len(str(a)))
+    if family == "*":
+        right = int(_times(a, b, None)[0].split(", ")[column].split("=")[1])
+        steps, answer = _times(a, b, (column, wrong(right)))
+    else:
+        right = int(_columns(a, b, family)[0].split(", ")[column].split("=")[1])
+        steps, answer = _columns(a, b, family, (column, wrong(right, 0, 9 if family == "-" else None)))
+    return f"{steps}. \\boxed{{{answer}}}"
