@@ -121,8 +121,9 @@ def _generation_context(model: str, facts: ModelFacts, g: dict, prefix: str) -> 
 
 
 def _sft_method(config: dict, model: str) -> str | None:
-    return next((m for m in config["methods"] if run_settings(config, model, m)["laser"]
-                 and run_settings(config, model, m)["loss"] == "sft"), None)
+    """A method of `model` that trains with the SFT ablation's loss (it needs z_c + 1), if any."""
+    runs = ((m, run_settings(config, model, m)) for m in config["methods"])
+    return next((m for m, run in runs if run["laser"] and run["loss"] == "sft"), None)
 
 
 def check_model(config: dict, model: str, facts: ModelFacts, *, zc_id: int | None = None, prefix: str = "") -> None:

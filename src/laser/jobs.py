@@ -89,7 +89,8 @@ def generate(config: dict, model: str, method: str) -> dict[str, Any]:
             "train_suffix": train_suffix(config, model) if trained_here and own_prompts else None}
 
 
-def verify(config: dict, verifier: str, model: str, method: str) -> dict[str, Any]:
+def verify(config: dict, verifier: str, **checkpoint) -> dict[str, Any]:
+    """An external verifier's section; the checkpoint it scores (wildcards model, method) changes none of it."""
     return config["verifiers"][verifier]
 
 
