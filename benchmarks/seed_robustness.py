@@ -41,18 +41,22 @@ def seed_config(seed: int) -> dict:
     return config
 
 
-def run_seed(seed: int, out: Path, cores: str) -> float:
+def run_pipeline(wd: Path, config: dict, cores: str) -> float:
+    """The whole workflow with `config` in working directory `wd` (log: wd/snakemake.log); seconds taken."""
     import yaml
 
-    wd = out / f"seed_{seed}"
     wd.mkdir(parents=True, exist_ok=True)
-    (wd / "config.yaml").write_text(yaml.safe_dump(seed_config(seed), sort_keys=False))
+    (wd / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     start = time.time()
     with open(wd / "snakemake.log", "w") as log:
         subprocess.run(["snakemake", "--cores", cores, "-s", str(ROOT / "Snakefile"), "-d", str(wd),
                         "--configfile", str(wd / "config.yaml"), "--workflow-profile", str(ROOT / "profiles" / "default")],
                        check=True, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "WANDB_MODE": "offline"})
     return time.time() - start
+
+
+def run_seed(seed: int, out: Path, cores: str) -> float:
+    return run_pipeline(out / f"seed_{seed}", seed_config(seed), cores)
 
 
 def seed_rows(seed: int, results: Path):

@@ -21,10 +21,7 @@ Last line: the correlation over runs of `judge within` with `r_s within`.
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,21 +30,12 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def run(steps: int, seed: int, out: Path, cores: str) -> Path:
-    import yaml
-
-    from seed_robustness import seed_config
+    from seed_robustness import run_pipeline, seed_config
 
     wd = out / f"steps_{steps}" / f"seed_{seed}"
-    wd.mkdir(parents=True, exist_ok=True)
     config = seed_config(seed)
     config["models"]["tiny"]["sft"].update(verification_steps=steps, verification_pairs=True)
-    (wd / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    start = time.time()
-    with open(wd / "snakemake.log", "w") as log:
-        subprocess.run(["snakemake", "--cores", cores, "-s", str(ROOT / "Snakefile"), "-d", str(wd),
-                        "--configfile", str(wd / "config.yaml"), "--workflow-profile", str(ROOT / "profiles" / "default")],
-                       check=True, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "WANDB_MODE": "offline"})
-    print(f"steps {steps}, seed {seed}: {time.time() - start:.0f} s", flush=True)
+    print(f"steps {steps}, seed {seed}: {run_pipeline(wd, config, cores):.0f} s", flush=True)
     return wd
 
 
