@@ -29,12 +29,18 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
-def run(steps: int, seed: int, out: Path, cores: str) -> Path:
+def workdir(out: Path, steps: int, seed: int, check: bool) -> Path:
+    return out / f"{'check' if check else 'steps'}_{steps}" / f"seed_{seed}"
+
+
+def run(steps: int, seed: int, out: Path, cores: str, check: bool) -> Path:
     from seed_robustness import run_pipeline, seed_config
 
-    wd = out / f"steps_{steps}" / f"seed_{seed}"
+    wd = workdir(out, steps, seed, check)
     config = seed_config(seed)
-    config["models"]["tiny"]["sft"].update(verification_steps=steps, verification_pairs=True)
+    config["models"]["tiny"]["sft"].update(verification_steps=steps, verification_pairs=True, verification_check=check)
+    if check:  # room for the re-derivation before the verdict
+        config["judge"]["max_tokens"] = 96
     print(f"steps {steps}, seed {seed}: {run_pipeline(wd, config, cores):.0f} s", flush=True)
     return wd
 
@@ -42,7 +48,8 @@ def run(steps: int, seed: int, out: Path, cores: str) -> Path:
 def pair_preference(wd: Path, n: int = 300) -> float:
     """Fraction of `n` held-out synthetic problems (none in training) on which the base model's judge
     gives the reference solution a higher P("correct") - P("incorrect") at the verdict than the same
-    solution with a slip (`tasks.slipped_solution`)."""
+    solution with a slip (`tasks.slipped_solution`). With `verification_check`, both verdicts follow the
+    reference re-derivation (`model.check_text`): then it measures the comparison of answers alone."""
     import random
 
     import torch
@@ -51,10 +58,11 @@ def pair_preference(wd: Path, n: int = 300) -> float:
 
     from laser import tasks
     from laser.io import read_jsonl
-    from laser.model import resolve_base
+    from laser.model import check_text, resolve_base
     from laser.prompts import judge_prompt
 
-    template = yaml.safe_load((wd / "config.yaml").read_text())["judge"]["template"]
+    config = yaml.safe_load((wd / "config.yaml").read_text())
+    template, check = config["judge"]["template"], config["models"]["tiny"]["sft"].get("verification_check")
     path = resolve_base(wd / "results" / "models" / "tiny" / "base")
     tok, model = AutoTokenizer.from_pretrained(path), AutoModelForCausalLM.from_pretrained(path).eval()
     yes, no = tok.convert_tokens_to_ids(["c", "i"])  # first tokens of "correct" / "incorrect" (byte-level)
@@ -62,18 +70,19 @@ def pair_preference(wd: Path, n: int = 300) -> float:
     held = tasks.generate(list(tasks.TIERS), n, seed=10_000, exclude=seen)
     rng = random.Random(0)
 
-    def margin(problem: str, solution: str) -> float:
-        text = tok.apply_chat_template([{"role": "user", "content": judge_prompt(template, problem, solution)}],
-                                       tokenize=False, add_generation_prompt=True) + "\\boxed{"
+    def margin(rec: dict, solution: str) -> float:
+        text = tok.apply_chat_template([{"role": "user", "content": judge_prompt(template, rec["problem"], solution)}],
+                                       tokenize=False, add_generation_prompt=True)
+        text += (check_text(rec) if check else "") + "\\boxed{"
         with torch.no_grad():
             logits = model(torch.tensor([tok(text, add_special_tokens=False).input_ids])).logits[0, -1]
         return float(logits[yes] - logits[no])
 
-    return sum(margin(r["problem"], r["solution"]) > margin(r["problem"], tasks.slipped_solution(r["problem"], rng))
+    return sum(margin(r, r["solution"]) > margin(r, tasks.slipped_solution(r["problem"], rng))
                for r in held) / n
 
 
-def row(wd: Path, steps: int, seed: int) -> dict:
+def row(wd: Path, steps: int, seed: int, check: bool) -> dict:
     import pandas as pd
 
     from seed_robustness import seed_rows, voting_rows
@@ -82,7 +91,7 @@ def row(wd: Path, steps: int, seed: int) -> dict:
     votes = pd.DataFrame(voting_rows(seed, res))
     main = pd.DataFrame(seed_rows(seed, res))
     acc = main[(main["judge"] == "last_token") & (main["benchmark"] == "average")].set_index("method")["accuracy"]
-    return {"steps": steps, "seed": seed, "pairs": pair_preference(wd),
+    return {"steps": f"{steps}{' check' if check else ''}", "seed": seed, "pairs": pair_preference(wd),
             "judge_within": votes["base_judge_auroc_within"].mean(), "rs_within": votes["auroc_within"].mean(),
             "w_minus_m": (votes["weighted"] - votes["majority"]).mean(),
             "accuracy": " / ".join(f"{acc[m]:.2f}" for m in ("base", "grpo", "laser"))}
@@ -94,6 +103,8 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--out", default="verification_runs")
     ap.add_argument("--cores", default="all")
+    ap.add_argument("--check", action="store_true",
+                    help="verification_check: the judge re-derives the solution before its verdict")
     ap.add_argument("--summarize", metavar="OUT", help="only tabulate the finished runs under OUT")
     args = ap.parse_args()
 
@@ -103,9 +114,10 @@ def main() -> int:
     rows = []
     for steps in args.steps:
         for seed in args.seeds:
-            wd = run(steps, seed, out, args.cores) if not args.summarize else out / f"steps_{steps}" / f"seed_{seed}"
+            wd = run(steps, seed, out, args.cores, args.check) if not args.summarize else \
+                workdir(out, steps, seed, args.check)
             if (wd / "results" / "tables" / "main.csv").exists():
-                rows.append(row(wd, steps, seed))
+                rows.append(row(wd, steps, seed, args.check))
     if not rows:
         print(f"no finished runs under {out}", file=sys.stderr)
         return 1

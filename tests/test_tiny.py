@@ -188,3 +188,69 @@ def test_paired_own_verification_examples_take_both_outcomes_of_one_problem(monk
         assert p1 == p2 and (ok1, ok2) == (True, False)
         assert grade_response(s1, answers[p1], "lenient")[1] and not grade_response(s2, answers[p2], "lenient")[1]
         assert (p1 in mixed and s2.startswith("\\boxed")) == (k < 8)  # sampled pairs first, then slipped ones
+
+
+def test_checked_verification_rows_rederive_the_reference_before_the_verdict():
+    """sft.verification_check: each verdict follows the problem's reference steps and answer, the
+    same for its correct and its slipped solution, so the verdict is the comparison of answers; the
+    judge's parser reads the verdict, and the documented judge.max_tokens (96) covers every row."""
+    import random
+
+    from laser import data
+    from laser.judge import parse_verdict
+    from laser.model import _judge_rows, _verification_examples
+    from laser.tiny import build_tokenizer
+
+    train = data.prepare({"source": "synthetic", "tiers": ["easy", "medium", "hard"], "n_problems": 300},
+                         name="train", seed=4, suffix=" Put the answer in \\boxed{}.")
+    examples = _verification_examples(train, 600, random.Random(0), pairs=True)
+    references = {r["problem"]: r for r in train}
+    rows = _judge_rows("P: {problem}\nS: {solution}\nOK?", examples, references)
+    tok = build_tokenizer()
+    for (problem, solution, ok), row in zip(examples, rows):
+        text = row["completion"][0]["content"]
+        check, verdict = text.rsplit("\\boxed{", 1)
+        ref = references[problem]
+        assert check.startswith("Check: ") and check.endswith(f" Answer {ref['answer']}. ")
+        assert check[len("Check: "):].split(" Answer")[0] in ref["solution"]  # the reference's steps
+        assert parse_verdict(text) == ("correct" if ok else "incorrect")
+        assert (f"\\boxed{{{ref['answer']}}}" in solution) == ok  # the answers agree only for the correct one
+        assert len(tok(text, add_special_tokens=False).input_ids) + 1 <= 96  # + EOS
+    assert len({r["completion"][0]["content"] for r in rows[::2]}) > 100
+
+
+def test_sft_warmup_second_phase_holds_checked_verdicts_and_solutions(monkeypatch, tmp_path):
+    """The verification phase's data (TRL's trainer replaced by a recorder): with verification_check
+    the judge rows re-derive before the verdict, half the rows are solutions; without it, bare verdicts."""
+    import trl
+
+    from laser import data
+    from laser.model import sft_warmup
+
+    seen = []
+
+    class Recorder:
+        def __init__(self, model, args, train_dataset, processing_class):
+            self.model = model
+            seen.append([r["completion"][0]["content"] for r in train_dataset])
+
+        def train(self):
+            pass
+
+    monkeypatch.setattr(trl, "SFTTrainer", Recorder)
+    train = data.prepare({"source": "synthetic", "tiers": ["easy", "hard"], "n_problems": 40}, name="train",
+                         seed=5, suffix=" Put the answer in \\boxed{}.")
+    sft = {"max_steps": 2, "learning_rate": 1e-3, "batch_size": 4, "warmup_steps": 0, "weight_decay": 0.0,
+           "verification_steps": 5, "verification_pairs": True}
+
+    def phase2(**extra):
+        seen.clear()
+        model = type("M", (), {"config": type("C", (), {"max_position_embeddings": 256})()})()
+        sft_warmup(model, None, train, {**sft, **extra}, seed=0, workdir=str(tmp_path), judge_template="{problem} {solution}")
+        return seen[1]
+
+    checked, bare = phase2(verification_check=True), phase2()
+    assert len(checked) == 20
+    assert sum(c.startswith("Check: ") and c.endswith(("\\boxed{correct}", "\\boxed{incorrect}")) for c in checked) == 10
+    assert sum(c in ("\\boxed{correct}", "\\boxed{incorrect}") for c in bare) == 10
+    assert not any(c.startswith("Check: ") for c in bare)

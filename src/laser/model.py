@@ -84,12 +84,22 @@ def _verification_examples(train: list[dict], n: int, rng, *, pairs: bool = Fals
     return out
 
 
-def _judge_rows(template: str, examples: list[tuple[str, str, bool]]) -> list[dict]:
-    """SFT rows under the generative judge's template: the verdict ``\\boxed{correct}`` or ``\\boxed{incorrect}``."""
+def check_text(rec: dict) -> str:
+    """`sft.verification_check`'s re-derivation before the verdict: the reference solution's steps and
+    answer ('Check: 8*6+0=48, 3*6+4=22. Answer 228. '), so the judge verifies by solving again and
+    comparing answers, the way prompted real models verify."""
+    steps = rec["solution"].rsplit("\\boxed{", 1)[0].strip()
+    return f"Check: {steps} Answer {rec['answer']}. "
+
+
+def _judge_rows(template: str, examples: list[tuple[str, str, bool]], references: dict | None = None) -> list[dict]:
+    """SFT rows under the generative judge's template: the verdict ``\\boxed{correct}`` or
+    ``\\boxed{incorrect}``, after `check_text` of the problem's record in `references` where given."""
     from .prompts import judge_prompt
 
     return [{"prompt": [{"role": "user", "content": judge_prompt(template, problem, solution)}],
-             "completion": [{"role": "assistant", "content": f"\\boxed{{{'correct' if ok else 'incorrect'}}}"}]}
+             "completion": [{"role": "assistant", "content": (check_text(references[problem]) if references else "")
+                             + f"\\boxed{{{'correct' if ok else 'incorrect'}}}"}]}
             for problem, solution, ok in examples]
 
 
@@ -193,7 +203,9 @@ def sft_warmup(model, tokenizer, train: list[dict], sft: dict, *, seed: int, wor
     the judge's template with solutions, so the tiny base model has some prompted
     self-verification (as real base models have) without weakening its arithmetic. The examples
     are reference solutions with their answer kept or corrupted, or, for the fraction
-    `verification_own`, the model's own sampled solutions labelled by the grader (realistic errors).
+    `verification_own`, the model's own sampled solutions labelled by the grader (realistic errors);
+    `verification_pairs` pairs a correct and an incorrect solution of one problem, and
+    `verification_check` puts a re-derivation (`check_text`) before each verdict.
     `where`: the config key of `sft` (models.<name>.sft), named by errors."""
     import random
 
@@ -232,7 +244,8 @@ def sft_warmup(model, tokenizer, train: list[dict], sft: dict, *, seed: int, wor
         own = round(sft.get("verification_own", 0.0) * half)  # the model's own solutions, labelled by the grader
         examples = _own_verification_examples(model, tokenizer, train, own, rng, seed=seed, pairs=pairs)
         examples += _verification_examples(train, half - own, rng, pairs=pairs)
-        rows = _judge_rows(judge_template, examples) + rng.sample(_sft_rows(train), min(half, len(train)))
+        references = {r["problem"]: r for r in train} if sft.get("verification_check") else None
+        rows = _judge_rows(judge_template, examples, references) + rng.sample(_sft_rows(train), min(half, len(train)))
         rng.shuffle(rows)
         args = _sft_args(sft, workdir, steps, sft["learning_rate"] / 3, 0, seed, length)
         trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(rows), processing_class=tokenizer)
