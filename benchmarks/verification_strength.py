@@ -40,7 +40,7 @@ def run(steps: int, seed: int, out: Path, cores: str, check: bool) -> Path:
     config = seed_config(seed)
     config["models"]["tiny"]["sft"].update(verification_steps=steps, verification_pairs=True, verification_check=check)
     if check:  # room for the re-derivation before the verdict
-        config["judge"]["max_tokens"] = 96
+        config["judge"]["max_tokens"] = 128
     print(f"steps {steps}, seed {seed}: {run_pipeline(wd, config, cores):.0f} s", flush=True)
     return wd
 
@@ -48,8 +48,8 @@ def run(steps: int, seed: int, out: Path, cores: str, check: bool) -> Path:
 def pair_preference(wd: Path, n: int = 300) -> float:
     """Fraction of `n` held-out synthetic problems (none in training) on which the base model's judge
     gives the reference solution a higher P("correct") - P("incorrect") at the verdict than the same
-    solution with a slip (`tasks.slipped_solution`). With `verification_check`, both verdicts follow the
-    reference re-derivation (`model.check_text`): then it measures the comparison of answers alone."""
+    solution with a slip (`tasks.slipped_solution`). With `verification_check`, each verdict follows the
+    reference's check of that solution (`model.check_text`): then it measures the verdict given a right check."""
     import random
 
     import torch
@@ -73,7 +73,7 @@ def pair_preference(wd: Path, n: int = 300) -> float:
     def margin(rec: dict, solution: str) -> float:
         text = tok.apply_chat_template([{"role": "user", "content": judge_prompt(template, rec["problem"], solution)}],
                                        tokenize=False, add_generation_prompt=True)
-        text += (check_text(rec) if check else "") + "\\boxed{"
+        text += (check_text(rec, solution) if check else "") + "\\boxed{"
         with torch.no_grad():
             logits = model(torch.tensor([tok(text, add_special_tokens=False).input_ids])).logits[0, -1]
         return float(logits[yes] - logits[no])

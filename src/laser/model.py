@@ -84,12 +84,21 @@ def _verification_examples(train: list[dict], n: int, rng, *, pairs: bool = Fals
     return out
 
 
-def check_text(rec: dict) -> str:
-    """`sft.verification_check`'s re-derivation before the verdict: the reference solution's steps and
-    answer ('Check: 8*6+0=48, 3*6+4=22. Answer 228. '), so the judge verifies by solving again and
-    comparing answers, the way prompted real models verify."""
+def check_text(rec: dict, solution: str) -> str:
+    """`sft.verification_check`'s verification before the verdict, the way prompted real models verify:
+    solve again (the reference steps and answer), copy the judged solution's answer, then compare them
+    digit by digit ('Check: 8*6+0=48, 3*6+4=22. Answer 228. Given 229. 2=2 2=2 8!9. '). The tiny
+    model learns a verdict after explicit digit comparisons, not from two numbers at once."""
+    from .grading import last_boxed
+
     steps = rec["solution"].rsplit("\\boxed{", 1)[0].strip()
-    return f"Check: {steps} Answer {rec['answer']}. "
+    given = last_boxed(solution)
+    text = f"Check: {steps} Answer {rec['answer']}. Given {given or 'none'}. "
+    if given:
+        width = max(len(rec["answer"]), len(given))
+        pairs = zip(rec["answer"].rjust(width, "_"), given.strip().rjust(width, "_"))
+        text += " ".join(f"{a}{'=' if a == b else '!'}{b}" for a, b in pairs) + ". "
+    return text
 
 
 def _judge_rows(template: str, examples: list[tuple[str, str, bool]], references: dict | None = None) -> list[dict]:
@@ -98,7 +107,7 @@ def _judge_rows(template: str, examples: list[tuple[str, str, bool]], references
     from .prompts import judge_prompt
 
     return [{"prompt": [{"role": "user", "content": judge_prompt(template, problem, solution)}],
-             "completion": [{"role": "assistant", "content": (check_text(references[problem]) if references else "")
+             "completion": [{"role": "assistant", "content": (check_text(references[problem], solution) if references else "")
                              + f"\\boxed{{{'correct' if ok else 'incorrect'}}}"}]}
             for problem, solution, ok in examples]
 
