@@ -192,8 +192,8 @@ def test_paired_own_verification_examples_take_both_outcomes_of_one_problem(monk
 
 def test_checked_verification_rows_rederive_the_reference_before_the_verdict():
     """sft.verification_check: each verdict follows the problem's reference steps and answer, the
-    judged solution's answer copied, and a digit-by-digit comparison, with a mismatch ('!') exactly
-    where the verdict is incorrect; the judge's parser reads the verdict, and the documented
+    judged solution's answer copied, and a mark per character of the two (padded to width 5), with a
+    mismatch ('!') exactly where the verdict is incorrect; the judge's parser reads the verdict, and the documented
     judge.max_tokens (128) covers every row."""
     import random
 
@@ -213,9 +213,11 @@ def test_checked_verification_rows_rederive_the_reference_before_the_verdict():
         text = row["completion"][0]["content"]
         check, verdict = text.rsplit("\\boxed{", 1)
         ref = references[problem]
-        head, digits = check.split(f" Answer {ref['answer']}. Given {last_boxed(solution)}. ")
+        answer, given = ref["answer"].ljust(5, "_"), last_boxed(solution).ljust(5, "_")
+        head, marks = check.split(f" Answer {answer}. Given {given}. Match ")
         assert head.startswith("Check: ") and head[len("Check: "):] in ref["solution"]  # the reference's steps
-        assert ("!" in digits) == (not ok) and digits.count("=") + digits.count("!") >= len(ref["answer"])
+        assert marks == "".join("=" if a == b else "!" for a, b in zip(answer, given)) + ". "
+        assert ("!" in marks) == (not ok)
         assert parse_verdict(text) == ("correct" if ok else "incorrect")
         assert len(tok(text, add_special_tokens=False).input_ids) + 1 <= 128  # + EOS
     assert len({r["completion"][0]["content"] for r in rows[::2]}) > 100

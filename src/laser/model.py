@@ -84,21 +84,21 @@ def _verification_examples(train: list[dict], n: int, rng, *, pairs: bool = Fals
     return out
 
 
+CHECK_WIDTH = 5  # answers padded with '_' to this width, so Match's marks compare characters at fixed offsets
+
+
 def check_text(rec: dict, solution: str) -> str:
     """`sft.verification_check`'s verification before the verdict, the way prompted real models verify:
-    solve again (the reference steps and answer), copy the judged solution's answer, then compare them
-    digit by digit ('Check: 8*6+0=48, 3*6+4=22. Answer 228. Given 229. 2=2 2=2 8!9. '). The tiny
-    model learns a verdict after explicit digit comparisons, not from two numbers at once."""
+    solve again (the reference steps and answer), copy the judged solution's answer, then mark each
+    character equal or not ('Check: 8*6+0=48, 3*6+4=22. Answer 228__. Given 229__. Match ==!==. ').
+    Padded to one width, each mark compares two characters at fixed distances, which the tiny model
+    learns; it does not learn to compare two numbers in one token."""
     from .grading import last_boxed
 
     steps = rec["solution"].rsplit("\\boxed{", 1)[0].strip()
-    given = last_boxed(solution)
-    text = f"Check: {steps} Answer {rec['answer']}. Given {given or 'none'}. "
-    if given:
-        width = max(len(rec["answer"]), len(given))
-        pairs = zip(rec["answer"].rjust(width, "_"), given.strip().rjust(width, "_"))
-        text += " ".join(f"{a}{'=' if a == b else '!'}{b}" for a, b in pairs) + ". "
-    return text
+    answer, given = rec["answer"].ljust(CHECK_WIDTH, "_"), (last_boxed(solution) or "none").strip().ljust(CHECK_WIDTH, "_")
+    marks = "".join("=" if a == b else "!" for a, b in zip(answer, given)) + "!" * (len(answer) != len(given))
+    return f"Check: {steps} Answer {answer}. Given {given}. Match {marks}. "
 
 
 def _judge_rows(template: str, examples: list[tuple[str, str, bool]], references: dict | None = None) -> list[dict]:
