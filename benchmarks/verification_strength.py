@@ -39,7 +39,7 @@ def run(steps: int, seed: int, out: Path, cores: str, check: bool) -> Path:
     wd = workdir(out, steps, seed, check)
     config = seed_config(seed)
     config["models"]["tiny"]["sft"].update(verification_steps=steps, verification_pairs=True, verification_check=check)
-    if check:  # room for the re-derivation before the verdict
+    if check:  # room for the written check before the verdict
         config["judge"]["max_tokens"] = 128
     print(f"steps {steps}, seed {seed}: {run_pipeline(wd, config, cores):.0f} s", flush=True)
     return wd
@@ -104,7 +104,7 @@ def main() -> int:
     ap.add_argument("--out", default="verification_runs")
     ap.add_argument("--cores", default="all")
     ap.add_argument("--check", action="store_true",
-                    help="verification_check: the judge re-derives the solution before its verdict")
+                    help="verification_check: the judge writes a check (solve again, copy the answer, mark each character) before its verdict")
     ap.add_argument("--summarize", metavar="OUT", help="only tabulate the finished runs under OUT")
     args = ap.parse_args()
 

@@ -91,8 +91,9 @@ def check_text(rec: dict, solution: str) -> str:
     """`sft.verification_check`'s verification before the verdict, the way prompted real models verify:
     solve again (the reference steps and answer), copy the judged solution's answer, then mark each
     character equal or not ('Check: 8*6+0=48, 3*6+4=22. Answer 228__. Given 229__. Match ==!==. ').
-    Padded to one width, each mark compares two characters at fixed distances, which the tiny model
-    learns; it does not learn to compare two numbers in one token."""
+    Padded to one width, each mark compares two characters at fixed distances. Measured: the tiny model
+    learns the steps, the copy and a verdict that follows the marks, but not the marks themselves
+    (docs/results.md, "Does r_s surface the base model's verification?")."""
     from .grading import last_boxed
 
     steps = rec["solution"].rsplit("\\boxed{", 1)[0].strip()
@@ -214,7 +215,7 @@ def sft_warmup(model, tokenizer, train: list[dict], sft: dict, *, seed: int, wor
     are reference solutions with their answer kept or corrupted, or, for the fraction
     `verification_own`, the model's own sampled solutions labelled by the grader (realistic errors);
     `verification_pairs` pairs a correct and an incorrect solution of one problem, and
-    `verification_check` puts a re-derivation (`check_text`) before each verdict.
+    `verification_check` puts a written check (`check_text`) before each verdict.
     `where`: the config key of `sft` (models.<name>.sft), named by errors."""
     import random
 
